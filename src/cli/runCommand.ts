@@ -1,0 +1,100 @@
+import { Command, Option } from 'commander';
+import { runJob } from '../jobs/runJob.js';
+import { formatRunSummary } from '../report/formatRunSummary.js';
+import { usageError } from '../errors.js';
+import { parseSizeBytes } from '../spec/parseSize.js';
+import { PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
+import type { CliContext } from './cliContext.js';
+
+interface RunFlags {
+  image?: string;
+  input?: string[];
+  output?: string;
+  machineType?: string;
+  env?: string[];
+  command?: string[];
+  args?: string[];
+  timeout?: string;
+  gcsRoot?: string;
+  spec?: string;
+  pull?: PullPolicy;
+  json?: boolean;
+  displayName?: string;
+  modelDir?: string;
+  stopGrace?: string;
+  maxOutputFileSize?: string;
+  quiet?: boolean;
+}
+
+/** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
+function collectParts(flag: string) {
+  return (value: string, previous: string[] | undefined): string[] => {
+    const trimmed = value.trim();
+    if (trimmed.startsWith('[')) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(trimmed);
+      } catch {
+        throw usageError('INVALID_LIST', `${flag}: "${value}" looks like a JSON array but does not parse.`, `Write ${flag} '["a","b"]' or repeat ${flag}=a ${flag}=b.`);
+      }
+      if (!Array.isArray(parsed) || parsed.some((p) => typeof p !== 'string')) {
+        throw usageError('INVALID_LIST', `${flag}: the JSON value must be an array of strings.`, `Write ${flag} '["a","b"]'.`);
+      }
+      return [...(previous ?? []), ...(parsed as string[])];
+    }
+    return [...(previous ?? []), value];
+  };
+}
+
+export function toRunJobOptions(flags: RunFlags): RunJobOptions {
+  const options: RunJobOptions = {};
+  if (flags.image) options.image = flags.image;
+  if (flags.input?.length) options.inputs = flags.input;
+  if (flags.output) options.output = flags.output;
+  if (flags.machineType) options.machineType = flags.machineType;
+  if (flags.env?.length) options.env = flags.env;
+  if (flags.command) options.command = flags.command;
+  if (flags.args) options.args = flags.args;
+  if (flags.timeout) options.timeout = flags.timeout;
+  if (flags.gcsRoot) options.gcsRoot = flags.gcsRoot;
+  if (flags.spec) options.spec = flags.spec;
+  if (flags.pull) options.pull = flags.pull;
+  if (flags.displayName) options.displayName = flags.displayName;
+  if (flags.modelDir) options.modelDir = flags.modelDir;
+  if (flags.stopGrace) options.stopGrace = flags.stopGrace;
+  if (flags.maxOutputFileSize) options.maxOutputFileBytes = parseSizeBytes(flags.maxOutputFileSize, '--max-output-file-size');
+  return options;
+}
+
+export function runCommand(context: CliContext): Command {
+  return new Command('run')
+    .description('Run a batch job under the file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR, run to completion) and judge it as Vertex AI would.')
+    .option('--image <ref>', 'container image (containerSpec.imageUri)')
+    .option('--input <path...>', 'input files: paths, directories, globs or gs:// URIs (repeatable)')
+    .option('--output <dir>', 'where outputs are copied back (a directory, or gs:// mapped under --gcs-root)')
+    .option('--machine-type <type>', 'Vertex machine type: sets CPU and memory limits (default n1-standard-4)')
+    .option('--env <NAME=VALUE...>', 'environment variable for the container (repeatable; AIP_* is reserved)')
+    .option('--command <part>', 'replace the image ENTRYPOINT (repeat, or a JSON array)', collectParts('--command'))
+    .option('--args <part>', "replace the image CMD (repeat as --args=--flag, or a JSON array '[\"--flag\",\"v\"]')", collectParts('--args'))
+    .option('--timeout <duration>', 'kill the job after this long (e.g. 90s, 30m; default 30m)')
+    .option('--gcs-root <dir>', 'host directory standing in for Cloud Storage: gs://b/p is <dir>/b/p (default ./gcs)')
+    .option('--spec <file>', 'job spec (JSON or YAML) with Vertex field names; flags override it')
+    .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))
+    .option('--display-name <name>', 'the job displayName')
+    .option('--model-dir <dir>', 'model directory (local or gs://) staged into the container; sets AIP_MODEL_DIR')
+    .option('--stop-grace <duration>', 'time between SIGTERM and SIGKILL when cancelling (default 10s)')
+    .option('--max-output-file-size <size>', 'largest output file copied back (default 4GiB)')
+    .option('--quiet', "do not stream the container's output")
+    .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
+    .action(async (flags: RunFlags) => {
+      const job = await runJob(toRunJobOptions(flags), {
+        logger: context.logger,
+        signal: context.signal,
+        onProgress: (message) => context.stderr(`› ${message}`),
+        ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
+      });
+      context.stderr(formatRunSummary(job));
+      if (flags.json) context.stdout(JSON.stringify(job, null, 2));
+      context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
+    });
+}

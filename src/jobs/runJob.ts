@@ -1,0 +1,330 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type Logger, pino } from 'pino';
+import {
+  ContainerEngine,
+  type ExitedContainer,
+  type ImageDetails,
+  PullFailure,
+  type StartedContainer,
+} from '../runtime/containerEngine.js';
+import { findRegistryAuth } from '../runtime/registryAuth.js';
+import { type RunJobResource, type PhaseTiming, writeJsonAtomic } from '../report/jobResource.js';
+import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
+import { GCS_MOUNT } from '../spec/gcsUri.js';
+import { type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
+import { type CollectionResult, collectOutputs } from '../staging/collectOutputs.js';
+import { DATA_MOUNT } from '../staging/containerLayout.js';
+import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
+import { createWritableDirs, stageInputs } from '../staging/stageInputs.js';
+import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
+import { isLinuxAmd64, judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
+import { newJobId } from './jobId.js';
+import { JobResources } from './jobResources.js';
+import { LogCapture, type LogChannel } from './logCapture.js';
+import { type AppliedLimits, machineLimits } from './machineLimits.js';
+
+/** The emulator's record directory inside the output directory. */
+export const RECORD_DIR_NAME = '.vbe';
+const CLEANUP_BUDGET_MS = 30_000;
+const MAX_SAVED_LOG_BYTES = 256 * 1024 * 1024;
+const MAX_ADDED_PATHS = 10_000;
+
+export interface RunJobHooks {
+  /** Injected logger; the library is silent without one. */
+  logger?: Logger;
+  /** Aborting cancels the job: the container is stopped, everything removed, state CANCELLED. */
+  signal?: AbortSignal;
+  /** Each line the container prints, as it prints it. */
+  onContainerLine?: (channel: LogChannel, line: string) => void;
+  /** Human-readable progress ("pulling image ..."). */
+  onProgress?: (message: string) => void;
+  /** Use this engine instead of connecting to the default one. */
+  engine?: ContainerEngine;
+}
+
+/**
+ * Runs a batch job under the file contract (run to completion) and judges it as Vertex would.
+ * A container that fails is a result (state FAILED); a VbeError is thrown only for bad input
+ * (exit 2) or when the emulator itself cannot work (exit 3).
+ */
+export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): Promise<RunJobResource> {
+  const logger = hooks.logger ?? pino({ level: 'silent' });
+  const progress = hooks.onProgress ?? (() => undefined);
+  const createTime = new Date();
+  const jobId = newJobId();
+  const phases: PhaseTiming[] = [];
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await fn();
+    } finally {
+      phases.push({ name, durationMs: Math.round(performance.now() - started) });
+      logger.debug({ phase: name }, 'phase done');
+    }
+  };
+
+  // 1. Validate everything the user gave before touching the engine: bad input loses nothing.
+  const { spec, inputs, model, output } = await timed('validate', async () => {
+    const spec = await resolveRunJobSpec(options);
+    const inputs = await resolveInputs(spec.inputs, spec.gcsRoot);
+    const model = spec.modelDir ? await resolveModelDir(spec.modelDir, spec.gcsRoot) : undefined;
+    const output = await resolveOutput(spec.output, spec.gcsRoot);
+    return { spec, inputs, model, output };
+  });
+  const recordDir = path.join(output.hostDir, RECORD_DIR_NAME);
+  const logFiles = { stdout: path.join(recordDir, 'stdout.log'), stderr: path.join(recordDir, 'stderr.log') };
+
+  const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
+  const host = await engine.hostInfo();
+  const limits = machineLimits(spec.machine, host);
+  const warnings = [...spec.warnings, ...limits.warnings];
+
+  const observation: RunObservation = {
+    imageUri: spec.imageUri,
+    oomKilled: false,
+    timedOut: false,
+    cancelled: false,
+    timeoutMs: spec.timeoutMs,
+    stagedInputPaths: inputs.files.map((f) => f.containerPath),
+    outputContainerDir: output.containerDir,
+    outputFileCount: 0,
+    refusedOutputs: [],
+    addedPaths: [],
+    logSignals: [],
+    machineType: spec.machine.name,
+    memoryBytes: limits.memoryBytes,
+    logFile: logFiles.stderr,
+  };
+  if (spec.command) observation.command = spec.command;
+  if (spec.args) observation.args = spec.args;
+
+  const resources = new JobResources(engine, jobId, logger);
+  let image: ImageDetails | undefined;
+  let pulled = false;
+  let startTime: Date | undefined;
+  let collection: CollectionResult | undefined;
+  let environment: EnvVar[] = [];
+  let command: string[] | undefined;
+  let args: string[] | undefined;
+  let capture: LogCapture | undefined;
+  let cleanupLeftovers: string[] = [];
+  const cancelled = () => hooks.signal?.aborted === true;
+
+  await mkdir(recordDir, { recursive: true });
+  try {
+    // 2. Image: present, pulled by policy, and linux/amd64.
+    const got = await timed('image', () => ensureImage(engine, spec, progress));
+    if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
+    else {
+      image = got.image;
+      pulled = got.pulled;
+      observation.image = {
+        entrypoint: image.entrypoint,
+        cmd: image.cmd,
+        user: image.user,
+        exposedPorts: image.exposedPorts,
+        architecture: image.architecture,
+        os: image.os,
+      };
+    }
+
+    if (image && isLinuxAmd64(image) && !cancelled()) {
+      // 3. Environment, as Vertex sets it, then the user's entries expanded by Vertex's rules.
+      const vertexEnv = vertexFileContractEnv(jobId, spec, inputs, output.containerDir, model?.envValue);
+      const built = buildEnvironment(vertexEnv, spec.env);
+      environment = built.env;
+      command = spec.command?.map((part) => expandVertexReferences(part, built.variables));
+      args = spec.args?.map((part) => expandVertexReferences(part, built.variables));
+
+      // 4. Volumes, container, staging.
+      const created = await timed('stage', async () => {
+        const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);
+        const mounts = [{ volume: await resources.volume(`vbe-${jobId}-data`), target: DATA_MOUNT }];
+        if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
+        const created = await resources.container({
+          name: `vbe-${jobId}-${PRIMARY_REPLICA}`,
+          image: spec.imageUri,
+          ...(command ? { entrypoint: command } : {}),
+          ...(args ? { cmd: args } : {}),
+          env: environment,
+          nanoCpus: limits.nanoCpus,
+          memoryBytes: limits.memoryBytes,
+          mounts,
+        });
+        await createWritableDirs(created, [output.containerDir]);
+        const fileCount = inputs.files.length + (model?.files.length ?? 0);
+        progress(`staging ${fileCount} file(s), ${formatBytes(inputs.totalBytes + (model?.totalBytes ?? 0))}`);
+        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])]);
+        return created;
+      });
+
+      if (cancelled()) observation.cancelled = true;
+      else {
+        // 5. Run: stream logs, enforce the timeout, honour cancellation.
+        progress(`running ${spec.imageUri} on ${limits.machineType} (${limits.cpus} CPU, ${formatBytes(limits.memoryBytes)})`);
+        startTime = new Date();
+        const exited = await timed('run', async () => {
+          const start = await created.start();
+          if ('startError' in start) {
+            observation.startError = start.startError;
+            return start.exited;
+          }
+          capture = new LogCapture(logFiles, { maxSavedBytes: MAX_SAVED_LOG_BYTES, ...(hooks.onContainerLine ? { onLine: hooks.onContainerLine } : {}) });
+          return runToExit(start.started, capture, spec, hooks.signal, observation, progress);
+        });
+        observation.exitCode = exited.exitCode;
+        observation.oomKilled = exited.oomKilled && !observation.timedOut && !observation.cancelled;
+        if (capture) observation.logSignals = capture.signals;
+        if (observation.startError && !observation.exitCode) observation.exitCode = 127;
+
+        // 6. What it wrote outside its volumes, then its outputs, copied back safely.
+        if (!observation.cancelled) {
+          const mountPoints = new Set([DATA_MOUNT, GCS_MOUNT]);
+          observation.addedPaths = (await exited.changes())
+            .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
+            .map((c) => c.path)
+            .slice(0, MAX_ADDED_PATHS);
+          collection = await timed('collect', async () =>
+            collectOutputs(await exited.getArchive(output.containerDir), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }),
+          );
+          observation.outputFileCount = collection.fileCount;
+          observation.refusedOutputs = collection.refused;
+        }
+      }
+    } else if (cancelled()) observation.cancelled = true;
+  } finally {
+    cleanupLeftovers = await timed('cleanup', () => resources.cleanup(CLEANUP_BUDGET_MS));
+  }
+  if (cleanupLeftovers.length > 0) warnings.push(`Could not remove: ${cleanupLeftovers.join(', ')}. Run \`vbe prune\`.`);
+
+  // 7. Verdict and record.
+  const verdict = judgeRunJob(observation);
+  const diagnoses = diagnoseRunJob(observation);
+  const endTime = new Date();
+  const recordFile = path.join(recordDir, 'job.json');
+  const resource: RunJobResource = {
+    name: `projects/local/locations/local/customJobs/${jobId}`,
+    displayName: spec.displayName,
+    state: verdict.state,
+    ...(verdict.error ? { error: verdict.error } : {}),
+    createTime: createTime.toISOString(),
+    ...(startTime ? { startTime: startTime.toISOString() } : {}),
+    endTime: endTime.toISOString(),
+    updateTime: endTime.toISOString(),
+    outputInfo: { outputDirectory: output.hostDir, ...(output.gcsUri ? { gcsOutputDirectory: output.gcsUri } : {}) },
+    emulator: {
+      contract: 'files',
+      jobId,
+      image: {
+        uri: spec.imageUri,
+        pulled,
+        ...(image ? { id: image.id, platform: `${image.os}/${image.architecture}` } : {}),
+        ...(image?.repoDigest ? { digest: image.repoDigest } : {}),
+      },
+      limits: limitsRecord(limits),
+      ...(image ? { container: { ...(command ? { command } : {}), ...(args ? { args } : {}), user: image.user || 'root' } } : {}),
+      environment: Object.fromEntries(environment.filter((e) => !spec.env.some((u) => u.name === e.name)).map((e) => [e.name, e.value])),
+      userEnvNames: spec.env.map((e) => e.name),
+      exitCode: observation.exitCode ?? null,
+      oomKilled: observation.oomKilled,
+      timedOut: observation.timedOut,
+      durationMs: endTime.getTime() - createTime.getTime(),
+      phases,
+      inputs: {
+        fileCount: inputs.files.length,
+        totalBytes: inputs.totalBytes,
+        files: inputs.files.slice(0, 1000).map((f) => ({ source: f.source, containerPath: f.containerPath, sizeBytes: f.sizeBytes })),
+      },
+      outputs: {
+        hostDirectory: output.hostDir,
+        containerDirectory: output.containerDir,
+        fileCount: collection?.fileCount ?? 0,
+        totalBytes: collection?.totalBytes ?? 0,
+        files: collection?.files ?? [],
+        refused: collection?.refused ?? [],
+      },
+      diagnoses,
+      warnings,
+      logs: { ...logFiles, truncated: capture ? capture.truncated.stdout || capture.truncated.stderr : false },
+      logTail: capture ? capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)) : observation.startError ? [observation.startError] : [],
+      recordFile,
+    },
+  };
+  await writeJsonAtomic(recordFile, resource);
+  return resource;
+}
+
+async function ensureImage(
+  engine: ContainerEngine,
+  spec: RunJobSpec,
+  progress: (message: string) => void,
+): Promise<{ image: ImageDetails; pulled: boolean } | { pullFailure: NonNullable<RunObservation['pullFailure']> }> {
+  const local = spec.pullPolicy === 'always' ? undefined : await engine.inspectImage(spec.imageUri);
+  if (local) return { image: local, pulled: false };
+  if (spec.pullPolicy === 'never') {
+    return { pullFailure: { kind: 'not_found', detail: `the image is not in the local engine and --pull is "never"` } };
+  }
+  progress(`pulling ${spec.imageUri}`);
+  try {
+    await engine.pullImage(spec.imageUri, await findRegistryAuth(spec.imageUri));
+  } catch (error) {
+    if (error instanceof PullFailure) return { pullFailure: { kind: error.kind, detail: error.detail } };
+    throw error;
+  }
+  const image = await engine.inspectImage(spec.imageUri);
+  if (!image) return { pullFailure: { kind: 'other', detail: 'the pull finished but the image is not in the engine' } };
+  return { image, pulled: true };
+}
+
+/** Waits for the container to exit, killing it at the timeout and stopping it when cancelled. */
+async function runToExit(
+  started: StartedContainer,
+  capture: LogCapture,
+  spec: RunJobSpec,
+  signal: AbortSignal | undefined,
+  observation: RunObservation,
+  progress: (message: string) => void,
+): Promise<ExitedContainer> {
+  const logs = await started.followLogs();
+  const captured = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
+  const timer = setTimeout(() => {
+    observation.timedOut = true;
+    progress(`timeout of ${spec.timeoutMs} ms reached: killing the container`);
+    started.kill().catch(() => undefined);
+  }, spec.timeoutMs);
+  const onAbort = () => {
+    observation.cancelled = true;
+    progress(`cancelling: stopping the container (grace ${Math.round(spec.stopGraceMs / 1000)}s)`);
+    started.stop(spec.stopGraceMs).catch(() => started.kill().catch(() => undefined));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  try {
+    const exited = await started.wait();
+    await captured;
+    return exited;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function vertexFileContractEnv(jobId: string, spec: RunJobSpec, inputs: ResolvedInputs, outputDir: string, modelDir: string | undefined): EnvVar[] {
+  const env: EnvVar[] = [
+    { name: 'AIP_BATCH_INPUT_URIS', value: inputs.files.map((f) => f.containerPath).join(',') },
+    { name: 'AIP_BATCH_OUTPUT_DIR', value: outputDir },
+    { name: 'AIP_MACHINE_TYPE', value: spec.machine.name },
+    { name: 'CLOUD_ML_JOB_ID', value: jobId },
+    {
+      name: 'CLUSTER_SPEC',
+      value: JSON.stringify({ cluster: { workerpool0: [`${PRIMARY_REPLICA}:2222`] }, environment: 'cloud', task: { type: 'workerpool0', index: 0 } }),
+    },
+  ];
+  if (modelDir) env.push({ name: 'AIP_MODEL_DIR', value: modelDir });
+  return env;
+}
+
+function limitsRecord(limits: AppliedLimits) {
+  return { machineType: limits.machineType, cpus: limits.cpus, memoryBytes: limits.memoryBytes, requested: limits.requested, cappedToHost: limits.cappedToHost };
+}

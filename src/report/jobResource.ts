@@ -1,0 +1,53 @@
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
+
+/** A phase of the job pipeline with its wall time. */
+export interface PhaseTiming {
+  name: string;
+  durationMs: number;
+}
+
+/** The emulator's own facts about a run, beside Vertex's fields. */
+export interface RunEmulatorSection {
+  contract: 'files';
+  jobId: string;
+  image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
+  limits?: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
+  container?: { command?: string[]; args?: string[]; user: string };
+  environment: Record<string, string>;
+  userEnvNames: string[];
+  exitCode: number | null;
+  oomKilled: boolean;
+  timedOut: boolean;
+  durationMs: number;
+  phases: PhaseTiming[];
+  inputs: { fileCount: number; totalBytes: number; files: Array<{ source: string; containerPath: string; sizeBytes: number }> };
+  outputs: { hostDirectory: string; containerDirectory: string; fileCount: number; totalBytes: number; files: Array<{ path: string; sizeBytes: number }>; refused: Array<{ path: string; reason: string }> };
+  diagnoses: Diagnosis[];
+  warnings: string[];
+  logs: { stdout: string; stderr: string; truncated: boolean };
+  logTail: string[];
+  recordFile: string;
+}
+
+/** Shaped like Vertex's job resource (CustomJob / BatchPredictionJob JSON), plus `emulator`. */
+export interface RunJobResource {
+  name: string;
+  displayName: string;
+  state: JobState;
+  error?: JobError;
+  createTime: string;
+  startTime?: string;
+  endTime: string;
+  updateTime: string;
+  outputInfo: { outputDirectory: string; gcsOutputDirectory?: string };
+  emulator: RunEmulatorSection;
+}
+
+/** Writes JSON atomically (temp file + rename), so a crash never leaves a half-written record. */
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
+  await rename(temp, file);
+}

@@ -1,0 +1,427 @@
+import os from 'node:os';
+import { PassThrough, type Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { emulatorError, VbeError } from '../errors.js';
+import type { RegistryAuth } from './registryAuth.js';
+
+/**
+ * The one narrow port in front of the Docker engine; nothing else imports dockerode.
+ * Containers follow a typestate lifecycle: CreatedContainer -> StartedContainer -> ExitedContainer,
+ * each with only the operations that make sense in that state.
+ */
+
+export const LABELS = {
+  managed: 'dev.vbe.managed',
+  jobId: 'dev.vbe.job-id',
+  pid: 'dev.vbe.pid',
+  host: 'dev.vbe.host',
+} as const;
+
+/** Labels every resource of one job carries: prune and leak checks select on them. */
+export function resourceLabels(jobId: string): Record<string, string> {
+  return { [LABELS.managed]: 'true', [LABELS.jobId]: jobId, [LABELS.pid]: String(process.pid), [LABELS.host]: os.hostname() };
+}
+
+export interface HostInfo {
+  cpus: number;
+  memoryBytes: number;
+  /** Engine architecture as Go names it: amd64, arm64. */
+  architecture: string;
+  serverVersion: string;
+}
+
+export interface ImageDetails {
+  id: string;
+  repoDigest?: string;
+  architecture: string;
+  os: string;
+  user: string;
+  entrypoint: string[] | null;
+  cmd: string[] | null;
+  workingDir: string;
+  env: string[];
+  exposedPorts: string[];
+  sizeBytes: number;
+}
+
+export type PullFailureKind = 'not_found' | 'denied' | 'unreachable' | 'other';
+
+/** A pull the registry refused or could not serve: a job result, not an emulator failure. */
+export class PullFailure extends Error {
+  constructor(
+    readonly kind: PullFailureKind,
+    readonly detail: string,
+  ) {
+    super(detail);
+    this.name = 'PullFailure';
+  }
+}
+
+export interface MountSpec {
+  volume: string;
+  target: string;
+}
+
+export interface ContainerCreateSpec {
+  name: string;
+  image: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  env: ReadonlyArray<{ name: string; value: string }>;
+  nanoCpus: number;
+  memoryBytes: number;
+  mounts: MountSpec[];
+  labels: Record<string, string>;
+}
+
+export interface FileChange {
+  path: string;
+  kind: 'modified' | 'added' | 'deleted';
+}
+
+export interface LabelledResources {
+  containers: Array<{ id: string; name: string; state: string; labels: Record<string, string> }>;
+  volumes: Array<{ name: string; labels: Record<string, string> }>;
+  networks: Array<{ id: string; name: string; labels: Record<string, string> }>;
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+
+function describeEndpoint(): string {
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+}
+
+/** Turns a failed engine call into an emulator error (exit 3) that says what to do. */
+export function engineError(error: unknown, doing: string): VbeError {
+  if (error instanceof VbeError) return error;
+  const err = error as NodeJS.ErrnoException & { statusCode?: number; json?: { message?: string } };
+  if (err?.code && CONNECTION_CODES.has(err.code)) {
+    return emulatorError(
+      'ENGINE_UNREACHABLE',
+      `Cannot reach the Docker engine at ${describeEndpoint()} while ${doing} (${err.code}).`,
+      'Start Docker (e.g. `sudo systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST at a running engine, then run again.',
+      error,
+    );
+  }
+  const message = err?.json?.message ?? err?.message ?? String(error);
+  return emulatorError('ENGINE_ERROR', `The Docker engine failed while ${doing}: ${message}`, 'Check `docker info` and the engine logs, then run again.', error);
+}
+
+async function call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw engineError(error, doing);
+  }
+}
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number })?.statusCode;
+}
+
+export class ContainerEngine {
+  private constructor(private readonly docker: Docker) {}
+
+  /** Connects and pings; an engine that does not answer is ENGINE_UNREACHABLE (exit 3). */
+  static async connect(options: { timeoutMs?: number } = {}): Promise<ContainerEngine> {
+    const docker = new Docker();
+    const engine = new ContainerEngine(docker);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        docker.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(Object.assign(new Error('ping timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      throw engineError(error, 'connecting');
+    } finally {
+      clearTimeout(timer);
+    }
+    return engine;
+  }
+
+  async hostInfo(): Promise<HostInfo> {
+    const info = await call('reading engine info', () => this.docker.info() as Promise<Record<string, unknown>>);
+    const arch = String(info.Architecture ?? os.arch());
+    return {
+      cpus: Number(info.NCPU ?? os.cpus().length),
+      memoryBytes: Number(info.MemTotal ?? os.totalmem()),
+      architecture: arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch,
+      serverVersion: String(info.ServerVersion ?? 'unknown'),
+    };
+  }
+
+  async inspectImage(ref: string): Promise<ImageDetails | undefined> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      const config = info.Config ?? ({} as Docker.ImageInspectInfo['Config']);
+      const details: ImageDetails = {
+        id: info.Id,
+        architecture: info.Architecture,
+        os: info.Os,
+        user: config.User ?? '',
+        entrypoint: (config.Entrypoint as string[] | null | undefined) ?? null,
+        cmd: (config.Cmd as string[] | null | undefined) ?? null,
+        workingDir: config.WorkingDir ?? '',
+        env: config.Env ?? [],
+        exposedPorts: Object.keys(config.ExposedPorts ?? {}),
+        sizeBytes: info.Size,
+      };
+      const digest = info.RepoDigests?.[0];
+      if (digest) details.repoDigest = digest;
+      return details;
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw engineError(error, `inspecting image ${ref}`);
+    }
+  }
+
+  /** Pulls an image; registry refusals become PullFailure, engine trouble VbeError. */
+  async pullImage(ref: string, auth?: RegistryAuth, onProgress?: (event: { status?: string; id?: string }) => void): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.pull(ref, auth ? { authconfig: auth } : {})) as NodeJS.ReadableStream;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code && CONNECTION_CODES.has(code)) throw engineError(error, `pulling ${ref}`);
+      throw classifyPullFailure((error as { json?: { message?: string } }).json?.message ?? (error as Error).message);
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (error: Error | null) => (error ? reject(classifyPullFailure(error.message)) : resolve()),
+        (event: { status?: string; id?: string; error?: string }) => onProgress?.(event),
+      );
+    });
+  }
+
+  async createVolume(name: string, labels: Record<string, string>): Promise<string> {
+    await call(`creating volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels }));
+    return name;
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove({ force: true });
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      throw engineError(error, `removing volume ${name}`);
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 404) return;
+      if (code === 409) {
+        // Removal already in progress: wait for it to finish.
+        await new Promise((r) => setTimeout(r, 500));
+        return this.removeContainer(id);
+      }
+      throw engineError(error, `removing container ${id.slice(0, 12)}`);
+    }
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(id).remove();
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      throw engineError(error, `removing network ${id.slice(0, 12)}`);
+    }
+  }
+
+  async createContainer(spec: ContainerCreateSpec): Promise<CreatedContainer> {
+    const options: Docker.ContainerCreateOptions = {
+      name: spec.name,
+      Image: spec.image,
+      Env: spec.env.map((e) => `${e.name}=${e.value}`),
+      Labels: spec.labels,
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: {
+        NanoCpus: spec.nanoCpus,
+        Memory: spec.memoryBytes,
+        MemorySwap: spec.memoryBytes, // equal to Memory: no swap, as on a Vertex replica
+        Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target })),
+        NetworkMode: 'bridge',
+        Privileged: false,
+        AutoRemove: false,
+      },
+    };
+    if (spec.entrypoint) options.Entrypoint = spec.entrypoint;
+    if (spec.cmd) options.Cmd = spec.cmd;
+    const container = await call(`creating container ${spec.name}`, () => this.docker.createContainer(options));
+    return new CreatedContainer(this.docker, container);
+  }
+
+  /** Every container, volume and network carrying our labels (optionally of one job). */
+  async listLabelled(jobId?: string): Promise<LabelledResources> {
+    const label = [jobId ? `${LABELS.jobId}=${jobId}` : `${LABELS.managed}=true`];
+    const filters = JSON.stringify({ label });
+    const [containers, volumes, networks] = await call('listing labelled resources', () =>
+      Promise.all([
+        this.docker.listContainers({ all: true, filters }),
+        this.docker.listVolumes({ filters }),
+        this.docker.listNetworks({ filters }),
+      ]),
+    );
+    return {
+      containers: containers.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State, labels: c.Labels ?? {} })),
+      volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: (v.Labels as Record<string, string> | null) ?? {} })),
+      networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
+    };
+  }
+}
+
+function classifyPullFailure(message: string): PullFailure {
+  const text = message.toLowerCase();
+  if (/unauthorized|authentication required|no basic auth credentials|denied|forbidden|permission/.test(text)) {
+    // Docker Hub answers "pull access denied ... does not exist or may require 'docker login'" for both.
+    if (/does not exist/.test(text)) return new PullFailure('not_found', message);
+    return new PullFailure('denied', message);
+  }
+  if (/not found|manifest unknown|does not exist|name unknown/.test(text)) return new PullFailure('not_found', message);
+  if (/connection refused|no such host|i\/o timeout|dial tcp|tls handshake|network is unreachable|server misbehaving/.test(text)) {
+    return new PullFailure('unreachable', message);
+  }
+  return new PullFailure('other', message);
+}
+
+/** A container that exists but has not run: files can be put in, then it can be started. */
+export class CreatedContainer {
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: Docker.Container,
+  ) {}
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  /** Extracts a tar stream at `destination` in the container (and its mounted volumes). */
+  async putArchive(tar: Readable, destination: string): Promise<void> {
+    await call(`copying files into the container`, async () => {
+      await this.container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: destination });
+    });
+  }
+
+  /**
+   * Starts the container. When the engine cannot start the process (executable not found, exec
+   * format error) the container never ran: the result carries the engine's message and the
+   * container, exited, so the job can still be judged and cleaned up.
+   */
+  async start(): Promise<{ started: StartedContainer } | { startError: string; exited: ExitedContainer }> {
+    try {
+      await this.container.start();
+      return { started: new StartedContainer(this.docker, this.container) };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code && CONNECTION_CODES.has(code)) throw engineError(error, 'starting the container');
+      const message = (error as { json?: { message?: string } }).json?.message ?? (error as Error).message;
+      const exited = await ExitedContainer.inspect(this.container);
+      return { startError: message, exited };
+    }
+  }
+}
+
+export interface ContainerLogStreams {
+  stdout: Readable;
+  stderr: Readable;
+}
+
+/** A running container: its logs can be followed, it can be waited for, stopped or killed. */
+export class StartedContainer {
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: Docker.Container,
+  ) {}
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  /** Follows stdout and stderr as two separate streams from the container's start. */
+  async followLogs(): Promise<ContainerLogStreams> {
+    const raw = (await call('following container logs', () =>
+      this.container.logs({ follow: true, stdout: true, stderr: true }),
+    )) as unknown as NodeJS.ReadableStream;
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.docker.modem.demuxStream(raw, stdout, stderr);
+    const end = () => {
+      stdout.end();
+      stderr.end();
+    };
+    raw.on('end', end);
+    raw.on('close', end);
+    raw.on('error', end);
+    return { stdout, stderr };
+  }
+
+  /** Resolves when the container has exited. */
+  async wait(): Promise<ExitedContainer> {
+    await call('waiting for the container', () => this.container.wait());
+    return ExitedContainer.inspect(this.container);
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period (docker stop). */
+  async stop(graceMs: number): Promise<void> {
+    try {
+      await this.container.stop({ t: Math.max(0, Math.ceil(graceMs / 1000)) });
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 304 || code === 404) return; // already stopped or gone
+      throw engineError(error, 'stopping the container');
+    }
+  }
+
+  async kill(): Promise<void> {
+    try {
+      await this.container.kill({ signal: 'SIGKILL' });
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 404 || code === 409) return; // gone or not running
+      throw engineError(error, 'killing the container');
+    }
+  }
+}
+
+/** A container that has stopped: its exit state, filesystem changes and files can be read. */
+export class ExitedContainer {
+  private constructor(
+    private readonly container: Docker.Container,
+    readonly exitCode: number,
+    readonly oomKilled: boolean,
+    readonly engineError: string,
+  ) {}
+
+  static async inspect(container: Docker.Container): Promise<ExitedContainer> {
+    const info = await call('inspecting the container', () => container.inspect());
+    return new ExitedContainer(container, info.State.ExitCode, Boolean(info.State.OOMKilled), info.State.Error ?? '');
+  }
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  /** The container's own filesystem changes (mounted volumes excluded), as `docker diff`. */
+  async changes(): Promise<FileChange[]> {
+    const raw = (await call('reading filesystem changes', () => this.container.changes())) as Array<{ Path: string; Kind: number }> | null;
+    const kinds = ['modified', 'added', 'deleted'] as const;
+    return (raw ?? []).map((c) => ({ path: c.Path, kind: kinds[c.Kind] ?? 'modified' }));
+  }
+
+  /** A tar stream of `path` in the container (and its volumes). */
+  async getArchive(path: string): Promise<Readable> {
+    return (await call(`copying ${path} out of the container`, () => this.container.getArchive({ path }))) as unknown as Readable;
+  }
+}

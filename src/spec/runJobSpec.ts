@@ -1,0 +1,215 @@
+import path from 'node:path';
+import { usageError } from '../errors.js';
+import { type EnvVar } from './expandVertexReferences.js';
+import { loadSpecFile } from './loadSpecFile.js';
+import { DEFAULT_MACHINE_TYPE, getMachineType, type MachineType } from './machineTypes.js';
+import { parseDurationMs } from './parseDuration.js';
+import { type ContainerSpec, parseWithSchema, runJobSpecFileSchema, type RunJobSpecFile } from './vertexSchemas.js';
+
+export type PullPolicy = 'missing' | 'always' | 'never';
+export const PULL_POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never'];
+
+/** What a caller (the CLI or a test) asks for. Flags override the spec file's fields. */
+export interface RunJobOptions {
+  image?: string;
+  inputs?: string[];
+  output?: string;
+  machineType?: string;
+  /** `K=V` strings (as from the CLI) or a record. */
+  env?: string[] | Record<string, string>;
+  command?: string[];
+  args?: string[];
+  /** Duration such as "30m", or milliseconds as a number. */
+  timeout?: string | number;
+  gcsRoot?: string;
+  /** Path of a JSON or YAML file with Vertex field names. */
+  spec?: string;
+  pull?: PullPolicy;
+  displayName?: string;
+  /** A model directory (local or gs://) staged into the container; sets AIP_MODEL_DIR. */
+  modelDir?: string;
+  /** How long a stopped container gets between SIGTERM and SIGKILL. */
+  stopGrace?: string | number;
+  /** Largest single output file collected, in bytes. */
+  maxOutputFileBytes?: number;
+  /** Directory relative paths are resolved against (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** A path or URI as written, with the directory a relative local path is relative to. */
+export interface LocationRef {
+  text: string;
+  baseDir: string;
+  field: string;
+}
+
+export interface RunJobSpec {
+  displayName: string;
+  imageUri: string;
+  command?: string[];
+  args?: string[];
+  env: EnvVar[];
+  inputs: LocationRef[];
+  output: LocationRef;
+  modelDir?: LocationRef;
+  machine: MachineType;
+  timeoutMs: number;
+  stopGraceMs: number;
+  pullPolicy: PullPolicy;
+  gcsRoot: string;
+  maxOutputFileBytes: number;
+  /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
+  warnings: string[];
+}
+
+export const DEFAULT_TIMEOUT = '30m';
+export const DEFAULT_STOP_GRACE = '10s';
+export const DEFAULT_MAX_OUTPUT_FILE_BYTES = 4 * 1024 ** 3;
+
+/** Reads the spec file (if any), merges the options over it and validates the result. */
+export async function resolveRunJobSpec(options: RunJobOptions): Promise<RunJobSpec> {
+  const cwd = options.cwd ?? process.cwd();
+  let file: RunJobSpecFile = {};
+  let specDir = cwd;
+  if (options.spec) {
+    const specPath = path.resolve(cwd, options.spec);
+    file = parseWithSchema(runJobSpecFileSchema, await loadSpecFile(specPath), `--spec ${options.spec}`);
+    specDir = path.dirname(specPath);
+  }
+  return mergeRunJobSpec(options, file, { cwd, specDir });
+}
+
+/** Pure merge of options over a validated spec file. */
+export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, dirs: { cwd: string; specDir: string }): RunJobSpec {
+  const warnings: string[] = [];
+  const pool = file.jobSpec?.workerPoolSpecs[0];
+  if (file.jobSpec && file.jobSpec.workerPoolSpecs.length > 1) {
+    warnings.push('jobSpec.workerPoolSpecs: only the first worker pool (workerpool0) is run; the others are ignored.');
+  }
+  const containerSpec: ContainerSpec =
+    file.containerSpec ?? file.unmanagedContainerModel?.containerSpec ?? pool?.containerSpec ?? {};
+  const specField = file.containerSpec
+    ? 'containerSpec'
+    : file.unmanagedContainerModel
+      ? 'unmanagedContainerModel.containerSpec'
+      : 'jobSpec.workerPoolSpecs[0].containerSpec';
+
+  const imageUri = options.image ?? containerSpec.imageUri;
+  if (!imageUri) {
+    throw usageError('MISSING_IMAGE', 'image: no container image given.', `Pass --image <ref> or set ${specField}.imageUri in the spec.`);
+  }
+
+  const flagInputs = options.inputs ?? [];
+  const inputs: LocationRef[] =
+    flagInputs.length > 0
+      ? flagInputs.map((text, i) => ({ text, baseDir: dirs.cwd, field: `--input[${i}]` }))
+      : (file.inputConfig?.gcsSource?.uris ?? []).map((text, i) => ({ text, baseDir: dirs.specDir, field: `inputConfig.gcsSource.uris[${i}]` }));
+  if (inputs.length === 0) {
+    throw usageError('MISSING_INPUT', 'input: no input files given.', 'Pass --input <path|dir|glob|gs://...> (repeatable) or set inputConfig.gcsSource.uris in the spec.');
+  }
+
+  const specOutput = file.outputConfig?.gcsDestination?.outputUriPrefix ?? file.jobSpec?.baseOutputDirectory?.outputUriPrefix;
+  const output: LocationRef | undefined = options.output
+    ? { text: options.output, baseDir: dirs.cwd, field: '--output' }
+    : specOutput
+      ? { text: specOutput, baseDir: dirs.specDir, field: file.outputConfig ? 'outputConfig.gcsDestination.outputUriPrefix' : 'jobSpec.baseOutputDirectory.outputUriPrefix' }
+      : undefined;
+  if (!output) {
+    throw usageError('MISSING_OUTPUT', 'output: no output location given.', 'Pass --output <dir> or set outputConfig.gcsDestination.outputUriPrefix in the spec.');
+  }
+
+  const machineSpec = file.dedicatedResources?.machineSpec ?? pool?.machineSpec;
+  const machineField = options.machineType ? '--machine-type' : machineSpec ? 'dedicatedResources.machineSpec.machineType' : 'machineType';
+  const machine = getMachineType(options.machineType ?? machineSpec?.machineType ?? DEFAULT_MACHINE_TYPE, machineField);
+  if (machineSpec?.acceleratorType || machine.accelerator) {
+    const accel = machineSpec?.acceleratorType ?? machine.accelerator?.type;
+    warnings.push(`Accelerator ${accel} requested: this emulator runs the container CPU-only.`);
+  }
+
+  const env = mergeEnv(containerSpec.env ?? [], options.env, specField);
+
+  const timeoutText = options.timeout ?? file.jobSpec?.scheduling?.timeout ?? file.scheduling?.timeout ?? DEFAULT_TIMEOUT;
+  const timeoutMs =
+    typeof options.timeout === 'number' ? options.timeout : parseDurationMs(timeoutText, options.timeout !== undefined ? '--timeout' : 'scheduling.timeout');
+  const stopGraceMs =
+    typeof options.stopGrace === 'number' ? options.stopGrace : parseDurationMs(options.stopGrace ?? DEFAULT_STOP_GRACE, '--stop-grace');
+
+  const pullPolicy = options.pull ?? 'missing';
+  if (!(PULL_POLICIES as readonly string[]).includes(pullPolicy)) {
+    throw usageError('INVALID_PULL_POLICY', `--pull: "${pullPolicy}" is not a pull policy.`, `Use one of: ${PULL_POLICIES.join(', ')}.`);
+  }
+
+  const maxOutputFileBytes = options.maxOutputFileBytes ?? DEFAULT_MAX_OUTPUT_FILE_BYTES;
+  if (!Number.isSafeInteger(maxOutputFileBytes) || maxOutputFileBytes <= 0) {
+    throw usageError('INVALID_SIZE', `--max-output-file-size: ${maxOutputFileBytes} is not a positive size.`, 'Give a size in bytes, or with a unit such as 500MB or 4GiB.');
+  }
+
+  const spec: RunJobSpec = {
+    displayName: options.displayName ?? file.displayName ?? defaultDisplayName(imageUri),
+    imageUri,
+    env,
+    inputs,
+    output,
+    machine,
+    timeoutMs,
+    stopGraceMs,
+    pullPolicy,
+    gcsRoot: path.resolve(dirs.cwd, options.gcsRoot ?? 'gcs'),
+    maxOutputFileBytes,
+    warnings,
+  };
+  const command = options.command ?? containerSpec.command;
+  const args = options.args ?? containerSpec.args;
+  if (command) spec.command = command;
+  if (args) spec.args = args;
+  const modelDir = options.modelDir ?? file.unmanagedContainerModel?.artifactUri;
+  if (modelDir) spec.modelDir = { text: modelDir, baseDir: options.modelDir ? dirs.cwd : dirs.specDir, field: options.modelDir ? '--model-dir' : 'unmanagedContainerModel.artifactUri' };
+  return spec;
+}
+
+function defaultDisplayName(imageUri: string): string {
+  const withoutDigest = imageUri.split('@')[0]!;
+  const lastSegment = withoutDigest.split('/').pop()!;
+  return `vbe-${lastSegment.replace(/:/g, '-')}`.slice(0, 128);
+}
+
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function mergeEnv(specEnv: ReadonlyArray<{ name: string; value: string }>, flags: RunJobOptions['env'], specField: string): EnvVar[] {
+  const merged: EnvVar[] = specEnv.map((e, i) => {
+    checkEnvName(e.name, `${specField}.env[${i}].name`);
+    return { name: e.name, value: e.value };
+  });
+  const fromFlags: Array<[string, string, string]> = [];
+  if (Array.isArray(flags)) {
+    flags.forEach((pair, i) => {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) {
+        throw usageError('INVALID_ENV', `--env[${i}]: "${pair}" is not NAME=VALUE.`, 'Write each variable as --env NAME=VALUE.');
+      }
+      fromFlags.push([pair.slice(0, eq), pair.slice(eq + 1), `--env ${pair.slice(0, eq)}`]);
+    });
+  } else if (flags) {
+    for (const [name, value] of Object.entries(flags)) fromFlags.push([name, value, `env.${name}`]);
+  }
+  for (const [name, value, field] of fromFlags) {
+    checkEnvName(name, field);
+    const existing = merged.findIndex((e) => e.name === name);
+    if (existing >= 0) merged[existing] = { name, value };
+    else merged.push({ name, value });
+  }
+  return merged;
+}
+
+function checkEnvName(name: string, field: string): void {
+  if (!envName.test(name)) {
+    throw usageError('INVALID_ENV', `${field}: "${name}" is not a valid environment variable name.`, 'Use letters, digits and underscores, not starting with a digit.');
+  }
+  if (name.startsWith('AIP_')) {
+    throw usageError(
+      'RESERVED_ENV',
+      `${field}: "${name}" starts with AIP_, which Vertex AI reserves for itself; Vertex rejects jobs that set it.`,
+      'Rename the variable (Vertex sets the AIP_* variables itself, and so does vbe).',
+    );
+  }
+}

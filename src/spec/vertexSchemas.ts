@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { usageError } from '../errors.js';
+
+/**
+ * Vertex AI REST field names (google/cloud/aiplatform/v1 *.proto, JSON form). Objects are strict so
+ * that a typo is an error naming its path; Vertex fields the emulator does not use are accepted
+ * and listed as ignored.
+ */
+const ignored = z.unknown().optional();
+
+export const envVarSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'),
+  value: z.string().default(''),
+});
+
+export const containerSpecSchema = z.strictObject({
+  imageUri: z.string().min(1).optional(),
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
+  env: z.array(envVarSchema).optional(),
+  ports: z.array(z.strictObject({ containerPort: z.number().int().min(1).max(65535) })).optional(),
+  predictRoute: z.string().optional(),
+  healthRoute: z.string().optional(),
+  sharedMemorySizeMb: z.union([z.number(), z.string()]).optional(),
+  grpcPorts: ignored,
+  deploymentTimeout: ignored,
+  startupProbe: ignored,
+  healthProbe: ignored,
+  livenessProbe: ignored,
+});
+
+export const machineSpecSchema = z.strictObject({
+  machineType: z.string().min(1),
+  acceleratorType: z.string().optional(),
+  acceleratorCount: z.number().int().min(0).optional(),
+  tpuTopology: ignored,
+  reservationAffinity: ignored,
+});
+
+const gcsSourceSchema = z.strictObject({ uris: z.array(z.string().min(1)).min(1) });
+const gcsDestinationSchema = z.strictObject({ outputUriPrefix: z.string().min(1) });
+const durationSchema = z.union([z.string().min(1), z.number().positive()]);
+
+export const runJobSpecFileSchema = z.strictObject({
+  name: ignored,
+  displayName: z.string().min(1).max(128).optional(),
+  containerSpec: containerSpecSchema.optional(),
+  unmanagedContainerModel: z
+    .strictObject({ artifactUri: z.string().optional(), containerSpec: containerSpecSchema, predictSchemata: ignored })
+    .optional(),
+  model: ignored,
+  modelVersionId: ignored,
+  inputConfig: z
+    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored })
+    .optional(),
+  outputConfig: z
+    .strictObject({
+      predictionsFormat: z.string().optional(),
+      gcsDestination: gcsDestinationSchema.optional(),
+      bigqueryDestination: ignored,
+    })
+    .optional(),
+  dedicatedResources: z
+    .strictObject({
+      machineSpec: machineSpecSchema,
+      startingReplicaCount: z.number().int().min(1).optional(),
+      maxReplicaCount: z.number().int().min(1).optional(),
+      spot: ignored,
+    })
+    .optional(),
+  /** CustomJob form: people run batch inference as a CustomJob; its first worker pool is the job. */
+  jobSpec: z
+    .strictObject({
+      workerPoolSpecs: z
+        .array(
+          z.strictObject({
+            containerSpec: containerSpecSchema.optional(),
+            machineSpec: machineSpecSchema.optional(),
+            replicaCount: z.union([z.number().int(), z.string()]).optional(),
+            diskSpec: ignored,
+            nfsMounts: ignored,
+            pythonPackageSpec: ignored,
+          }),
+        )
+        .min(1),
+      scheduling: z.strictObject({ timeout: durationSchema.optional(), restartJobOnWorkerRestart: ignored, disableRetries: ignored, strategy: ignored, maxWaitDuration: ignored }).optional(),
+      baseOutputDirectory: gcsDestinationSchema.optional(),
+      serviceAccount: ignored,
+      network: ignored,
+      enableWebAccess: ignored,
+      tensorboard: ignored,
+      experiment: ignored,
+      reservedIpRanges: ignored,
+    })
+    .optional(),
+  scheduling: z.strictObject({ timeout: durationSchema.optional() }).optional(),
+  instanceConfig: ignored,
+  modelParameters: ignored,
+  manualBatchTuningParameters: ignored,
+  generateExplanation: ignored,
+  explanationSpec: ignored,
+  serviceAccount: ignored,
+  labels: ignored,
+  encryptionSpec: ignored,
+  disableContainerLogging: ignored,
+  createTime: ignored,
+  state: ignored,
+});
+
+export type RunJobSpecFile = z.infer<typeof runJobSpecFileSchema>;
+export type ContainerSpec = z.infer<typeof containerSpecSchema>;
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out || '(top level)';
+}
+
+/** Validates `data` against `schema`; on failure the error names every bad field path in `source`. */
+export function parseWithSchema<T extends z.ZodType>(schema: T, data: unknown, source: string): z.infer<T> {
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return `${formatPath([...issue.path, ...(issue.keys.length === 1 ? issue.keys : [])])}: unknown field${issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : ''}`;
+    }
+    return `${formatPath(issue.path)}: ${issue.message}`;
+  });
+  throw usageError(
+    'SPEC_INVALID',
+    `${source} is not a valid job spec:\n  - ${problems.join('\n  - ')}`,
+    'Use Vertex AI field names (displayName, inputConfig.gcsSource.uris, outputConfig.gcsDestination.outputUriPrefix, dedicatedResources.machineSpec, containerSpec).',
+  );
+}

@@ -1,0 +1,230 @@
+import { formatDuration } from '../spec/parseDuration.js';
+import type { Diagnosis } from './jobState.js';
+import { isLinuxAmd64, type RunObservation } from './judgeRunJob.js';
+
+/** Debian packages that provide the shared libraries ML images most often miss. */
+const LIBRARY_PACKAGES: Record<string, string> = {
+  'libgomp.so.1': 'libgomp1',
+  'libGL.so.1': 'libgl1',
+  'libglib-2.0.so.0': 'libglib2.0-0',
+  'libgthread-2.0.so.0': 'libglib2.0-0',
+  'libstdc++.so.6': 'libstdc++6',
+  'libsndfile.so.1': 'libsndfile1',
+  'libSM.so.6': 'libsm6',
+  'libXext.so.6': 'libxext6',
+  'libXrender.so.1': 'libxrender1',
+  'libgfortran.so.5': 'libgfortran5',
+  'libopenblas.so.0': 'libopenblas0',
+  'libcuda.so.1': 'the NVIDIA driver (GPU machine types only)',
+};
+
+/** Paths a container may write to its own filesystem without it being a lost output. */
+const SCRATCH = [/^\/tmp(\/|$)/, /^\/var\/tmp(\/|$)/, /^\/run(\/|$)/, /^\/dev(\/|$)/, /^\/proc(\/|$)/, /^\/sys(\/|$)/, /^\/var\/cache(\/|$)/, /^\/var\/log(\/|$)/, /\/\.cache(\/|$)/, /\/__pycache__(\/|$)/, /\.pyc$/, /^\/root\/\.[^/]+$/, /^\/home\/[^/]+\/\.[^/]+$/, /^\/etc\/(hostname|hosts|resolv\.conf|mtab)$/];
+
+/**
+ * Findings a human can act on, beside Vertex's verdict. Each has a stable code; the most
+ * important come first.
+ */
+export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
+  const out: Diagnosis[] = [];
+  const failedRun = o.cancelled ? false : o.oomKilled || o.timedOut || (o.exitCode ?? 1) !== 0 || o.outputFileCount === 0;
+
+  if (o.pullFailure) {
+    const codes = { denied: 'IMAGE_PULL_DENIED', not_found: 'IMAGE_NOT_FOUND', unreachable: 'REGISTRY_UNREACHABLE', other: 'IMAGE_PULL_FAILED' } as const;
+    const fixes = {
+      denied:
+        'Log in to the registry (`docker login REGISTRY`, or `gcloud auth configure-docker REGION-docker.pkg.dev` for Artifact Registry). On Vertex, grant the Vertex AI service agent roles/artifactregistry.reader on the repository.',
+      not_found: `Check the image name and tag; push it (\`docker push ${o.imageUri}\`) or build it locally and run with --pull never.`,
+      unreachable: 'Check that the registry host is reachable from the Docker engine, or build the image locally and use --pull never.',
+      other: 'Check the image reference and the registry.',
+    } as const;
+    out.push({ code: codes[o.pullFailure.kind], severity: 'error', message: `The image ${o.imageUri} could not be pulled.`, fix: fixes[o.pullFailure.kind], evidence: [o.pullFailure.detail] });
+    return out;
+  }
+
+  if (o.image && !isLinuxAmd64(o.image)) {
+    out.push({
+      code: 'EXEC_FORMAT_ERROR',
+      severity: 'error',
+      message: `The image is ${o.image.os}/${o.image.architecture}; Vertex AI runs only linux/amd64 and the container would fail with "exec format error" (typical for images built on an Apple silicon laptop).`,
+      fix: `Rebuild for amd64: docker buildx build --platform linux/amd64 -t ${o.imageUri} . (then push it again).`,
+    });
+    return out;
+  }
+
+  if (o.cancelled) {
+    out.push({ code: 'CANCELLED', severity: 'info', message: 'The job was cancelled before the container finished; its outputs were not collected.' });
+    return out;
+  }
+
+  const startError = o.startError ?? '';
+  const usedArgsOnCmd = o.args !== undefined && o.command === undefined && !(o.image?.entrypoint?.length) && (o.image?.cmd?.length ?? 0) > 0;
+  if (usedArgsOnCmd) {
+    const ran = o.args!.join(' ');
+    const broke = /executable file not found|no such file or directory/i.test(startError) || o.exitCode === 127 || o.exitCode === 126;
+    out.push({
+      code: 'ARGS_REPLACED_CMD',
+      severity: broke ? 'error' : 'warning',
+      message: `The job's args replaced the image's CMD ${JSON.stringify(o.image!.cmd)} (the image has no ENTRYPOINT), so the container ran \`${ran}\`${broke ? ', which is not a program' : ''}. Vertex, like Kubernetes, treats args as the CMD.`,
+      fix: 'Make the program the ENTRYPOINT and keep passing "$@": ENTRYPOINT ["/app/entrypoint.sh"] with `exec python model.py "$@"` in the script (a wrapper named in CMD is replaced too), or set containerSpec.command.',
+      ...(startError ? { evidence: [startError] } : {}),
+    });
+  } else if (/executable file not found|no such file or directory/i.test(startError)) {
+    out.push({
+      code: 'COMMAND_NOT_FOUND',
+      severity: 'error',
+      message: 'The container could not start: its command does not exist in the image.',
+      fix: 'Check containerSpec.command / the image ENTRYPOINT and CMD, and that the program is on PATH in the image.',
+      evidence: [startError],
+    });
+  }
+
+  const execFormat = o.logSignals.find((s) => s.kind === 'exec-format-error');
+  if (execFormat || /exec format error/i.test(startError)) {
+    out.push({
+      code: 'EXEC_FORMAT_ERROR',
+      severity: 'error',
+      message: 'A program in the image was built for another CPU architecture ("exec format error").',
+      fix: `Rebuild for amd64: docker buildx build --platform linux/amd64 -t ${o.imageUri} .`,
+      evidence: [execFormat?.line ?? startError],
+    });
+  }
+
+  if (o.oomKilled) {
+    out.push({
+      code: 'OUT_OF_MEMORY',
+      severity: 'error',
+      message: `The container used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it and was killed.`,
+      fix: 'Process the input in smaller chunks, or choose a machine type with more memory (e.g. an n1-highmem-* type).',
+    });
+  }
+
+  if (o.timedOut) {
+    const server = o.logSignals.find((s) => s.kind === 'server-listening');
+    out.push({
+      code: 'TIMEOUT',
+      severity: 'error',
+      message: `The container was still running after ${formatDuration(o.timeoutMs)}.`,
+      fix: 'Raise --timeout (scheduling.timeout), or find where the program waits.',
+    });
+    if (server || (o.image?.exposedPorts.length ?? 0) > 0) {
+      out.push({
+        code: 'LOOKS_LIKE_SERVER',
+        severity: 'warning',
+        message: 'The container looks like a prediction server (it listens on a port and never exits); the file contract expects a program that runs to completion.',
+        fix: 'Real BatchPredictionJobs use the prediction-server contract: run this image with `vbe batch-predict` instead.',
+        evidence: server ? [server.line] : [`EXPOSE ${o.image!.exposedPorts.join(' ')}`],
+      });
+    }
+  }
+
+  const staged = new Set(o.stagedInputPaths);
+  const reportedMissing = new Set<string>();
+  for (const signal of o.logSignals) {
+    if (signal.kind !== 'missing-file' || staged.has(signal.path) || reportedMissing.has(signal.path)) continue;
+    reportedMissing.add(signal.path);
+    out.push({
+      code: 'INPUT_NOT_STAGED',
+      severity: failedRun ? 'error' : 'warning',
+      message: `The container tried to open ${signal.path}, which does not exist: it is not one of the staged inputs.`,
+      fix: `Read the input paths from AIP_BATCH_INPUT_URIS (comma-separated) instead of a fixed path; here they were ${summarise(o.stagedInputPaths)}.`,
+      evidence: [signal.line],
+    });
+  }
+
+  for (const lib of uniqueBy(o.logSignals.filter((s) => s.kind === 'missing-shared-library'), (s) => s.library)) {
+    const pkg = LIBRARY_PACKAGES[lib.library];
+    out.push({
+      code: 'MISSING_SHARED_LIBRARY',
+      severity: 'error',
+      message: `The image lacks the shared library ${lib.library}; it fails at run time, not at build time.`,
+      fix: pkg && !pkg.includes(' ')
+        ? `Install it in the Dockerfile: RUN apt-get update && apt-get install -y --no-install-recommends ${pkg} && rm -rf /var/lib/apt/lists/*`
+        : `Install the package that provides ${lib.library} in the image${pkg ? ` (${pkg})` : ''}.`,
+      evidence: [lib.line],
+    });
+  }
+
+  for (const denied of uniqueBy(o.logSignals.filter((s) => s.kind === 'permission-denied'), (s) => s.path)) {
+    const inOutput = denied.path === o.outputContainerDir || denied.path.startsWith(`${o.outputContainerDir}/`);
+    out.push({
+      code: inOutput ? 'OUTPUT_PERMISSION_DENIED' : 'PERMISSION_DENIED',
+      severity: failedRun ? 'error' : 'warning',
+      message: inOutput
+        ? `The container's user (${o.image?.user || 'root'}) could not write ${denied.path} in the output directory.`
+        : `The container's user (${o.image?.user || 'root'}) was denied ${denied.path}.`,
+      fix: inOutput
+        ? 'Write into AIP_BATCH_OUTPUT_DIR itself (it is writable by any user) and do not change its permissions.'
+        : 'Write results to AIP_BATCH_OUTPUT_DIR and scratch files to /tmp; a non-root USER cannot write into root-owned image directories.',
+      evidence: [denied.line],
+    });
+  }
+
+  const outside = lostOutputs(o.addedPaths);
+  if (outside.length > 0) {
+    out.push({
+      code: 'OUTPUT_OUTSIDE_OUTPUT_DIR',
+      severity: o.outputFileCount === 0 ? 'error' : 'warning',
+      message: `The container wrote ${outside.length} file(s) outside AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}); on Vertex they vanish with the replica.`,
+      fix: 'Write results under the directory named by AIP_BATCH_OUTPUT_DIR.',
+      evidence: outside.slice(0, 10),
+    });
+  }
+
+  if (!o.timedOut && !o.oomKilled && o.exitCode === 0 && o.outputFileCount === 0 && outside.length === 0) {
+    out.push({
+      code: 'NO_OUTPUT',
+      severity: 'error',
+      message: `The container exited 0 but wrote nothing to AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}).`,
+      fix: 'Write at least one result file into the directory named by AIP_BATCH_OUTPUT_DIR.',
+    });
+  }
+
+  if (o.refusedOutputs.length > 0) {
+    out.push({
+      code: 'OUTPUT_REFUSED',
+      severity: 'warning',
+      message: `${o.refusedOutputs.length} entr${o.refusedOutputs.length === 1 ? 'y' : 'ies'} in the output directory were not copied back (only regular files and directories inside it are).`,
+      fix: 'Write plain files into AIP_BATCH_OUTPUT_DIR: no links, devices, FIFOs or paths with "..".',
+      evidence: o.refusedOutputs.slice(0, 10).map((r) => `${r.path}: ${r.reason}`),
+    });
+  }
+
+  if (failedRun && !o.oomKilled && (o.exitCode ?? 0) !== 0 && out.every((d) => d.severity !== 'error')) {
+    out.push({
+      code: 'NONZERO_EXIT',
+      severity: 'error',
+      message: `The container exited with status ${o.exitCode}; the log tail above shows why.`,
+      fix: 'Read the container log (stderr.log in the job record directory).',
+    });
+  }
+  return out;
+}
+
+/** Added paths that are files the user probably meant to keep (leaves only, scratch excluded). */
+export function lostOutputs(addedPaths: readonly string[]): string[] {
+  const kept = addedPaths.filter((p) => !SCRATCH.some((re) => re.test(p)));
+  const set = new Set(kept);
+  return kept.filter((p) => ![...set].some((other) => other !== p && other.startsWith(`${p}/`))).sort();
+}
+
+function uniqueBy<T>(items: T[], key: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => (seen.has(key(item)) ? false : (seen.add(key(item)), true)));
+}
+
+function summarise(paths: readonly string[]): string {
+  if (paths.length <= 3) return paths.join(', ');
+  return `${paths.slice(0, 3).join(', ')} and ${paths.length - 3} more`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,85 @@
+import { formatDuration } from '../spec/parseDuration.js';
+import { type JobError, type JobState, RpcCode } from './jobState.js';
+import type { LogSignal } from './scanLogLine.js';
+
+export const PRIMARY_REPLICA = 'workerpool0-0';
+
+/** Everything observed about one run-to-completion job; the input of the pure verdict. */
+export interface RunObservation {
+  imageUri: string;
+  /** The image's own entrypoint and CMD (undefined when the image could not be had). */
+  image?: { entrypoint: string[] | null; cmd: string[] | null; user: string; exposedPorts: string[]; architecture: string; os: string };
+  pullFailure?: { kind: 'not_found' | 'denied' | 'unreachable' | 'other'; detail: string };
+  pullPolicy?: string;
+  /** The engine could not start the process at all (executable not found, exec format error). */
+  startError?: string;
+  exitCode?: number;
+  oomKilled: boolean;
+  timedOut: boolean;
+  cancelled: boolean;
+  timeoutMs: number;
+  command?: string[];
+  args?: string[];
+  stagedInputPaths: string[];
+  outputContainerDir: string;
+  outputFileCount: number;
+  refusedOutputs: Array<{ path: string; reason: string }>;
+  /** Paths the container added to its own filesystem (outside every volume). */
+  addedPaths: string[];
+  logSignals: LogSignal[];
+  machineType: string;
+  memoryBytes: number;
+  logFile?: string;
+}
+
+export interface RunVerdict {
+  state: JobState;
+  error?: JobError;
+}
+
+/** Vertex's verdict on a run-to-completion job: its states and its messages. */
+export function judgeRunJob(o: RunObservation): RunVerdict {
+  if (o.cancelled) return failed('JOB_STATE_CANCELLED', RpcCode.CANCELLED, 'The job was cancelled.');
+  if (o.pullFailure) {
+    const { kind, detail } = o.pullFailure;
+    if (kind === 'denied') {
+      return failed('JOB_STATE_FAILED', RpcCode.PERMISSION_DENIED, `Unable to pull the image ${o.imageUri}: permission denied (${detail}).`);
+    }
+    if (kind === 'not_found') return failed('JOB_STATE_FAILED', RpcCode.NOT_FOUND, `Unable to pull the image ${o.imageUri}: not found (${detail}).`);
+    return failed('JOB_STATE_FAILED', RpcCode.UNAVAILABLE, `Unable to pull the image ${o.imageUri}: ${detail}`);
+  }
+  if (o.image && !isLinuxAmd64(o.image)) {
+    return failed(
+      'JOB_STATE_FAILED',
+      RpcCode.INVALID_ARGUMENT,
+      `The replica ${PRIMARY_REPLICA} exited with a non-zero status of 1. Termination reason: Error. exec format error: the image is ${o.image.os}/${o.image.architecture}, and Vertex AI runs only linux/amd64.`,
+    );
+  }
+  if (o.timedOut) {
+    return failed('JOB_STATE_FAILED', RpcCode.DEADLINE_EXCEEDED, `The job exceeded its timeout of ${formatDuration(o.timeoutMs)} and was stopped.`);
+  }
+  const logs = o.logFile ? ` To find out more about why your job exited please check the logs: ${o.logFile}` : '';
+  if (o.oomKilled) {
+    return failed('JOB_STATE_FAILED', RpcCode.INVALID_ARGUMENT, `The replica ${PRIMARY_REPLICA} ran out of memory and exited with a non-zero status of 137.${logs}`);
+  }
+  const exitCode = o.exitCode ?? (o.startError ? 127 : 1);
+  if (exitCode !== 0) {
+    return failed('JOB_STATE_FAILED', RpcCode.INVALID_ARGUMENT, `The replica ${PRIMARY_REPLICA} exited with a non-zero status of ${exitCode}. Termination reason: Error.${logs}`);
+  }
+  if (o.outputFileCount === 0) {
+    return failed(
+      'JOB_STATE_FAILED',
+      RpcCode.NOT_FOUND,
+      `The replica ${PRIMARY_REPLICA} exited with status 0 but wrote no output files to AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}).`,
+    );
+  }
+  return { state: 'JOB_STATE_SUCCEEDED' };
+}
+
+export function isLinuxAmd64(image: { architecture: string; os: string }): boolean {
+  return image.os === 'linux' && image.architecture === 'amd64';
+}
+
+function failed(state: JobState, code: number, message: string): RunVerdict {
+  return { state, error: { code, message } };
+}

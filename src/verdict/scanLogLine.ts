@@ -1,0 +1,38 @@
+/**
+ * Recognises the log lines behind the classic "works with docker run, fails on Vertex" failures.
+ * Pure: one line in, at most one signal out.
+ */
+export type LogSignal =
+  | { kind: 'missing-file'; path: string; line: string }
+  | { kind: 'missing-shared-library'; library: string; line: string }
+  | { kind: 'permission-denied'; path: string; line: string }
+  | { kind: 'exec-format-error'; line: string }
+  | { kind: 'server-listening'; line: string };
+
+const missingFilePatterns = [
+  /No such file or directory: '([^']+)'/, // Python FileNotFoundError
+  /can't open '([^']+)': No such file or directory/, // busybox / dash
+  /open ([^\s:]+): no such file or directory/, // Go
+  /ENOENT: no such file or directory, open '([^']+)'/, // Node
+  /^(?:[\w.-]+: )?(\/[^\s:]+): No such file or directory$/, // coreutils: cat: /x: No such file...
+];
+const sharedLibrary = /([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file/;
+const permissionPatterns = [/Permission denied: '([^']+)'/, /can't create '([^']+)': Permission denied/, /open ([^\s:]+): permission denied/, /EACCES: permission denied, open '([^']+)'/];
+const execFormat = /exec format error/i;
+const listening = /(Running on https?:\/\/|Uvicorn running on|Listening (?:on|at) |Serving HTTP on|server (?:started|listening) on port)/i;
+
+export function scanLogLine(line: string): LogSignal | undefined {
+  const lib = sharedLibrary.exec(line);
+  if (lib) return { kind: 'missing-shared-library', library: lib[1]!, line };
+  for (const pattern of missingFilePatterns) {
+    const m = pattern.exec(line);
+    if (m) return { kind: 'missing-file', path: m[1]!, line };
+  }
+  for (const pattern of permissionPatterns) {
+    const m = pattern.exec(line);
+    if (m) return { kind: 'permission-denied', path: m[1]!, line };
+  }
+  if (execFormat.test(line)) return { kind: 'exec-format-error', line };
+  if (listening.test(line)) return { kind: 'server-listening', line };
+  return undefined;
+}

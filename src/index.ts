@@ -6,3 +6,7 @@ export type { RunJobResource } from './report/jobResource.js';
 export type { Diagnosis, JobState, JobError } from './verdict/jobState.js';
 export { VbeError } from './errors.js';
 export { machineTypes, getMachineType } from './spec/machineTypes.js';
+export { batchPredict } from './jobs/batchPredict.js';
+export type { BatchPredictOptions } from './spec/batchPredictSpec.js';
+export type { BatchPredictionJobResource } from './report/jobResource.js';
+export { encodeTfRecord } from './instances/tfRecord.js';

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { isVbeError } from '../errors.js';
 import type { CliContext } from './cliContext.js';
+import { batchPredictCommand } from './batchPredictCommand.js';
 import { pruneCommand } from './pruneCommand.js';
 import { runCommand } from './runCommand.js';
 
@@ -45,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(runCommand(context).exitOverride());
+  program.addCommand(batchPredictCommand(context).exitOverride());
   program.addCommand(pruneCommand(context).exitOverride());
   try {
     await program.parseAsync(argv.filter((a) => a !== '--verbose'), { from: 'user' });

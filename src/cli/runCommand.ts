@@ -27,7 +27,7 @@ interface RunFlags {
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
-function collectParts(flag: string) {
+export function collectParts(flag: string) {
   return (value: string, previous: string[] | undefined): string[] => {
     const trimmed = value.trim();
     if (trimmed.startsWith('[')) {

@@ -5,10 +5,9 @@ import {
   ContainerEngine,
   type ExitedContainer,
   type ImageDetails,
-  PullFailure,
   type StartedContainer,
 } from '../runtime/containerEngine.js';
-import { findRegistryAuth } from '../runtime/registryAuth.js';
+import { ensureImage } from './ensureImage.js';
 import { type RunJobResource, type PhaseTiming, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT } from '../spec/gcsUri.js';
@@ -18,7 +17,8 @@ import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
 import { createWritableDirs, stageInputs } from '../staging/stageInputs.js';
 import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
-import { isLinuxAmd64, judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
+import { isLinuxAmd64 } from '../verdict/judgeImage.js';
+import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
 import { newJobId } from './jobId.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel } from './logCapture.js';
@@ -114,7 +114,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   await mkdir(recordDir, { recursive: true });
   try {
     // 2. Image: present, pulled by policy, and linux/amd64.
-    const got = await timed('image', () => ensureImage(engine, spec, progress));
+    const got = await timed('image', () => ensureImage(engine, spec.imageUri, spec.pullPolicy, progress));
     if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
     else {
       image = got.image;
@@ -253,28 +253,6 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   };
   await writeJsonAtomic(recordFile, resource);
   return resource;
-}
-
-async function ensureImage(
-  engine: ContainerEngine,
-  spec: RunJobSpec,
-  progress: (message: string) => void,
-): Promise<{ image: ImageDetails; pulled: boolean } | { pullFailure: NonNullable<RunObservation['pullFailure']> }> {
-  const local = spec.pullPolicy === 'always' ? undefined : await engine.inspectImage(spec.imageUri);
-  if (local) return { image: local, pulled: false };
-  if (spec.pullPolicy === 'never') {
-    return { pullFailure: { kind: 'not_found', detail: `the image is not in the local engine and --pull is "never"` } };
-  }
-  progress(`pulling ${spec.imageUri}`);
-  try {
-    await engine.pullImage(spec.imageUri, await findRegistryAuth(spec.imageUri));
-  } catch (error) {
-    if (error instanceof PullFailure) return { pullFailure: { kind: error.kind, detail: error.detail } };
-    throw error;
-  }
-  const image = await engine.inspectImage(spec.imageUri);
-  if (!image) return { pullFailure: { kind: 'other', detail: 'the pull finished but the image is not in the engine' } };
-  return { image, pulled: true };
 }
 
 /** Waits for the container to exit, killing it at the timeout and stopping it when cancelled. */

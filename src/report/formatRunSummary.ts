@@ -1,5 +1,6 @@
 import { formatDuration } from '../spec/parseDuration.js';
 import { formatBytes } from '../verdict/diagnoseRunJob.js';
+import type { Diagnosis } from '../verdict/jobState.js';
 import type { RunJobResource } from './jobResource.js';
 
 const marks = { error: '✗', warning: '!', info: 'i' } as const;
@@ -11,12 +12,7 @@ export function formatRunSummary(job: RunJobResource): string {
   lines.push('');
   lines.push(`${job.state}  ${job.displayName}  (${formatDuration(e.durationMs)})`);
   if (job.error) lines.push(`  error ${job.error.code}: ${job.error.message}`);
-  for (const d of e.diagnoses) {
-    lines.push(`  ${marks[d.severity]} ${d.code}: ${d.message}`);
-    for (const ev of d.evidence ?? []) lines.push(`      ${ev}`);
-    if (d.fix) lines.push(`      fix: ${d.fix}`);
-  }
-  for (const w of e.warnings) lines.push(`  ! ${w}`);
+  lines.push(...formatDiagnoses(e.diagnoses, e.warnings));
   if (e.limits) {
     lines.push(`  machine:  ${e.limits.machineType} -> ${e.limits.cpus} CPU, ${formatBytes(e.limits.memoryBytes)}${e.limits.cappedToHost ? ' (capped to this host)' : ''}`);
   }
@@ -26,4 +22,16 @@ export function formatRunSummary(job: RunJobResource): string {
   lines.push(`  record:   ${e.recordFile}`);
   lines.push(`  phases:   ${e.phases.map((p) => `${p.name} ${formatDuration(p.durationMs)}`).join(', ')}`);
   return lines.join('\n');
+}
+
+/** Diagnoses (with evidence and fix) and warnings, indented for a summary. */
+export function formatDiagnoses(diagnoses: readonly Diagnosis[], warnings: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const d of diagnoses) {
+    lines.push(`  ${marks[d.severity]} ${d.code}: ${d.message}`);
+    for (const ev of d.evidence ?? []) lines.push(`      ${ev}`);
+    if (d.fix) lines.push(`      fix: ${d.fix}`);
+  }
+  for (const w of warnings) lines.push(`  ! ${w}`);
+  return lines;
 }

@@ -51,3 +51,58 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
   await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
   await rename(temp, file);
 }
+
+/** A BatchPredictionJob resource (aiplatform v1 JSON), plus `emulator`. int64 counts are strings, as in REST. */
+export interface BatchPredictionJobResource {
+  name: string;
+  displayName: string;
+  unmanagedContainerModel: {
+    artifactUri?: string;
+    containerSpec: {
+      imageUri: string;
+      command?: string[];
+      args?: string[];
+      env?: Array<{ name: string; value: string }>;
+      ports: Array<{ containerPort: number }>;
+      predictRoute?: string;
+      healthRoute?: string;
+    };
+  };
+  inputConfig: { instancesFormat: string; gcsSource: { uris: string[] } };
+  instanceConfig?: { instanceType?: 'object' | 'array'; keyField?: string; includedFields?: string[]; excludedFields?: string[] };
+  modelParameters?: unknown;
+  outputConfig: { predictionsFormat: 'jsonl'; gcsDestination: { outputUriPrefix: string } };
+  dedicatedResources: { machineSpec: { machineType: string }; startingReplicaCount: number; maxReplicaCount: number };
+  manualBatchTuningParameters: { batchSize: number };
+  outputInfo: { gcsOutputDirectory?: string; outputDirectory: string };
+  state: JobState;
+  error?: JobError;
+  partialFailures?: JobError[];
+  completionStats: { successfulCount: string; failedCount: string; incompleteCount: string };
+  resourcesConsumed: { replicaHours: number };
+  createTime: string;
+  startTime?: string;
+  endTime: string;
+  updateTime: string;
+  emulator: {
+    contract: 'prediction-server';
+    jobId: string;
+    image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
+    limits: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
+    container?: { command?: string[]; args?: string[]; user: string };
+    environment: Record<string, string>;
+    userEnvNames: string[];
+    routes: { health: string; predict: string; port: number };
+    startup: unknown;
+    stats: { successful: number; failed: number; incomplete: number };
+    failuresByKind: Record<string, { count: number; example: string }>;
+    durationMs: number;
+    phases: PhaseTiming[];
+    outputs: { directory: string; files: string[] };
+    diagnoses: Diagnosis[];
+    warnings: string[];
+    logs: Array<{ stdout: string; stderr: string }>;
+    logTail: string[];
+    recordFile: string;
+  };
+}

@@ -72,6 +72,8 @@ export interface ContainerCreateSpec {
   memoryBytes: number;
   mounts: MountSpec[];
   labels: Record<string, string>;
+  /** A container TCP port published on 127.0.0.1 only, on a free host port. */
+  publishPort?: number;
 }
 
 export interface FileChange {
@@ -257,6 +259,11 @@ export class ContainerEngine {
         AutoRemove: false,
       },
     };
+    if (spec.publishPort) {
+      const key = `${spec.publishPort}/tcp`;
+      options.ExposedPorts = { [key]: {} };
+      options.HostConfig!.PortBindings = { [key]: [{ HostIp: '127.0.0.1', HostPort: '' }] };
+    }
     if (spec.entrypoint) options.Entrypoint = spec.entrypoint;
     if (spec.cmd) options.Cmd = spec.cmd;
     const container = await call(`creating container ${spec.name}`, () => this.docker.createContainer(options));
@@ -365,6 +372,63 @@ export class StartedContainer {
     raw.on('close', end);
     raw.on('error', end);
     return { stdout, stderr };
+  }
+
+  /** The host port on 127.0.0.1 where a published container port answers. */
+  async publishedPort(containerPort: number): Promise<number | undefined> {
+    const info = await call('inspecting the container', () => this.container.inspect());
+    const binding = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`]?.[0];
+    return binding?.HostPort ? Number(binding.HostPort) : undefined;
+  }
+
+  /** Whether it still runs; when it does not, its exit state. */
+  async status(): Promise<{ running: true } | { running: false; exited: ExitedContainer }> {
+    const info = await call('inspecting the container', () => this.container.inspect());
+    if (info.State.Running) return { running: true };
+    return { running: false, exited: await ExitedContainer.inspect(this.container) };
+  }
+
+  /**
+   * Runs a command inside the container and returns its exit code and combined output (capped),
+   * or undefined when the command cannot be started (e.g. the image has no such program).
+   */
+  async exec(cmd: string[], timeoutMs = 10_000): Promise<{ exitCode: number; output: string } | undefined> {
+    try {
+      const exec = await this.container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let output = '';
+      const keep = (chunk: Buffer) => {
+        if (output.length < 1_000_000) output += chunk.toString('utf8');
+      };
+      stdout.on('data', keep);
+      stderr.on('data', keep);
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          stream.destroy();
+          resolve();
+        }, timeoutMs);
+        stream.on('end', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        stream.on('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const info = await exec.inspect();
+      if (info.ExitCode === null || info.ExitCode === undefined) return undefined;
+      // 126/127: the engine could not run the program at all.
+      if ((info.ExitCode === 126 || info.ExitCode === 127) && /executable file not found|no such file/i.test(output)) return undefined;
+      return { exitCode: info.ExitCode, output };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code && CONNECTION_CODES.has(code)) throw engineError(error, 'running a check inside the container');
+      return undefined;
+    }
   }
 
   /** Resolves when the container has exited. */

@@ -135,3 +135,25 @@ export function parseWithSchema<T extends z.ZodType>(schema: T, data: unknown, s
     'Use Vertex AI field names (displayName, inputConfig.gcsSource.uris, outputConfig.gcsDestination.outputUriPrefix, dedicatedResources.machineSpec, containerSpec).',
   );
 }
+
+export const INSTANCES_FORMATS = ['jsonl', 'csv', 'file-list', 'tf-record', 'tf-record-gzip', 'bigquery'] as const;
+export type InstancesFormat = (typeof INSTANCES_FORMATS)[number];
+
+export const instanceConfigSchema = z.strictObject({
+  instanceType: z.enum(['object', 'array']).optional(),
+  keyField: z.string().min(1).optional(),
+  includedFields: z.array(z.string().min(1)).optional(),
+  excludedFields: z.array(z.string().min(1)).optional(),
+});
+export type InstanceConfig = z.infer<typeof instanceConfigSchema>;
+
+/** A BatchPredictionJob REST body (the same file a user sends to the Vertex API). */
+export const batchPredictionJobSchema = runJobSpecFileSchema.extend({
+  inputConfig: z
+    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored })
+    .optional(),
+  instanceConfig: instanceConfigSchema.optional(),
+  modelParameters: z.unknown().optional(),
+  manualBatchTuningParameters: z.strictObject({ batchSize: z.number().int().min(1).max(100_000).optional() }).optional(),
+});
+export type BatchPredictionJobFile = z.infer<typeof batchPredictionJobSchema>;

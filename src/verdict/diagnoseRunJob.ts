@@ -1,6 +1,7 @@
 import { formatDuration } from '../spec/parseDuration.js';
 import type { Diagnosis } from './jobState.js';
-import { isLinuxAmd64, type RunObservation } from './judgeRunJob.js';
+import { diagnoseImage } from './judgeImage.js';
+import type { RunObservation } from './judgeRunJob.js';
 
 /** Debian packages that provide the shared libraries ML images most often miss. */
 const LIBRARY_PACKAGES: Record<string, string> = {
@@ -29,28 +30,8 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
   const out: Diagnosis[] = [];
   const failedRun = o.cancelled ? false : o.oomKilled || o.timedOut || (o.exitCode ?? 1) !== 0 || o.outputFileCount === 0;
 
-  if (o.pullFailure) {
-    const codes = { denied: 'IMAGE_PULL_DENIED', not_found: 'IMAGE_NOT_FOUND', unreachable: 'REGISTRY_UNREACHABLE', other: 'IMAGE_PULL_FAILED' } as const;
-    const fixes = {
-      denied:
-        'Log in to the registry (`docker login REGISTRY`, or `gcloud auth configure-docker REGION-docker.pkg.dev` for Artifact Registry). On Vertex, grant the Vertex AI service agent roles/artifactregistry.reader on the repository.',
-      not_found: `Check the image name and tag; push it (\`docker push ${o.imageUri}\`) or build it locally and run with --pull never.`,
-      unreachable: 'Check that the registry host is reachable from the Docker engine, or build the image locally and use --pull never.',
-      other: 'Check the image reference and the registry.',
-    } as const;
-    out.push({ code: codes[o.pullFailure.kind], severity: 'error', message: `The image ${o.imageUri} could not be pulled.`, fix: fixes[o.pullFailure.kind], evidence: [o.pullFailure.detail] });
-    return out;
-  }
-
-  if (o.image && !isLinuxAmd64(o.image)) {
-    out.push({
-      code: 'EXEC_FORMAT_ERROR',
-      severity: 'error',
-      message: `The image is ${o.image.os}/${o.image.architecture}; Vertex AI runs only linux/amd64 and the container would fail with "exec format error" (typical for images built on an Apple silicon laptop).`,
-      fix: `Rebuild for amd64: docker buildx build --platform linux/amd64 -t ${o.imageUri} . (then push it again).`,
-    });
-    return out;
-  }
+  const imageProblem = diagnoseImage(o);
+  if (imageProblem) return [imageProblem];
 
   if (o.cancelled) {
     out.push({ code: 'CANCELLED', severity: 'info', message: 'The job was cancelled before the container finished; its outputs were not collected.' });

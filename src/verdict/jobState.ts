@@ -23,6 +23,7 @@ export const RpcCode = {
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
   FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;
 

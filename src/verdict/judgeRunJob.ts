@@ -1,15 +1,14 @@
 import { formatDuration } from '../spec/parseDuration.js';
 import { type JobError, type JobState, RpcCode } from './jobState.js';
+import { judgeImage, type ImageObservation } from './judgeImage.js';
 import type { LogSignal } from './scanLogLine.js';
 
 export const PRIMARY_REPLICA = 'workerpool0-0';
 
 /** Everything observed about one run-to-completion job; the input of the pure verdict. */
-export interface RunObservation {
-  imageUri: string;
+export interface RunObservation extends ImageObservation {
   /** The image's own entrypoint and CMD (undefined when the image could not be had). */
   image?: { entrypoint: string[] | null; cmd: string[] | null; user: string; exposedPorts: string[]; architecture: string; os: string };
-  pullFailure?: { kind: 'not_found' | 'denied' | 'unreachable' | 'other'; detail: string };
   pullPolicy?: string;
   /** The engine could not start the process at all (executable not found, exec format error). */
   startError?: string;
@@ -40,21 +39,8 @@ export interface RunVerdict {
 /** Vertex's verdict on a run-to-completion job: its states and its messages. */
 export function judgeRunJob(o: RunObservation): RunVerdict {
   if (o.cancelled) return failed('JOB_STATE_CANCELLED', RpcCode.CANCELLED, 'The job was cancelled.');
-  if (o.pullFailure) {
-    const { kind, detail } = o.pullFailure;
-    if (kind === 'denied') {
-      return failed('JOB_STATE_FAILED', RpcCode.PERMISSION_DENIED, `Unable to pull the image ${o.imageUri}: permission denied (${detail}).`);
-    }
-    if (kind === 'not_found') return failed('JOB_STATE_FAILED', RpcCode.NOT_FOUND, `Unable to pull the image ${o.imageUri}: not found (${detail}).`);
-    return failed('JOB_STATE_FAILED', RpcCode.UNAVAILABLE, `Unable to pull the image ${o.imageUri}: ${detail}`);
-  }
-  if (o.image && !isLinuxAmd64(o.image)) {
-    return failed(
-      'JOB_STATE_FAILED',
-      RpcCode.INVALID_ARGUMENT,
-      `The replica ${PRIMARY_REPLICA} exited with a non-zero status of 1. Termination reason: Error. exec format error: the image is ${o.image.os}/${o.image.architecture}, and Vertex AI runs only linux/amd64.`,
-    );
-  }
+  const imageError = judgeImage(o, PRIMARY_REPLICA);
+  if (imageError) return { state: 'JOB_STATE_FAILED', error: imageError };
   if (o.timedOut) {
     return failed('JOB_STATE_FAILED', RpcCode.DEADLINE_EXCEEDED, `The job exceeded its timeout of ${formatDuration(o.timeoutMs)} and was stopped.`);
   }
@@ -74,10 +60,6 @@ export function judgeRunJob(o: RunObservation): RunVerdict {
     );
   }
   return { state: 'JOB_STATE_SUCCEEDED' };
-}
-
-export function isLinuxAmd64(image: { architecture: string; os: string }): boolean {
-  return image.os === 'linux' && image.architecture === 'amd64';
 }
 
 function failed(state: JobState, code: number, message: string): RunVerdict {

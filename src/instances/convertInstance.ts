@@ -1,0 +1,64 @@
+import type { InstanceConfig } from '../spec/vertexSchemas.js';
+
+/**
+ * One input record after Vertex's instanceConfig rules: what is sent to the model server
+ * (`instance`), what the output line echoes (`echo`: the instance as sent, or the file URI for
+ * file-list) and the key (with keyField). A record that cannot be converted is an error record;
+ * it is written to the errors file and the job goes on.
+ */
+export type InstanceRecord =
+  | { ok: true; instance: unknown; echo: unknown; key?: unknown }
+  | { ok: false; echo: unknown; message: string };
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Applies keyField, includedFields / excludedFields and instanceType to a JSON object (a JSONL
+ * line, or a CSV row keyed by the header). `columnOrder` is the CSV header order.
+ */
+export function applyInstanceConfig(value: unknown, config: InstanceConfig, columnOrder?: readonly string[]): InstanceRecord {
+  const needsObject = config.keyField || config.includedFields?.length || config.excludedFields?.length || config.instanceType === 'array';
+  if (!needsObject) return { ok: true, instance: value, echo: value };
+  if (!isPlainObject(value)) {
+    return { ok: false, echo: value, message: 'instanceConfig (keyField, includedFields, excludedFields, instanceType array) needs each instance to be a JSON object.' };
+  }
+  let key: unknown;
+  const fields = { ...value };
+  if (config.keyField) {
+    if (!(config.keyField in fields)) return { ok: false, echo: value, message: `The key field "${config.keyField}" is missing from this instance.` };
+    key = fields[config.keyField];
+    delete fields[config.keyField];
+  }
+  let order: string[];
+  if (config.includedFields?.length) {
+    const missing = config.includedFields.filter((f) => !(f in fields));
+    if (missing.length) return { ok: false, echo: value, message: `Included field(s) ${missing.map((m) => `"${m}"`).join(', ')} missing from this instance.` };
+    order = config.includedFields.filter((f) => f !== config.keyField);
+  } else {
+    const excluded = new Set(config.excludedFields ?? []);
+    order = (columnOrder ?? Object.keys(fields)).filter((f) => f in fields && !excluded.has(f));
+  }
+  const instance = config.instanceType === 'array' ? order.map((f) => fields[f]) : Object.fromEntries(order.map((f) => [f, fields[f]]));
+  return key === undefined ? { ok: true, instance, echo: instance } : { ok: true, instance, echo: instance, key };
+}
+
+/** A CSV row: quoted cells are strings, unquoted ones numbers where they parse as numbers. */
+export function csvCell(text: string, quoted: boolean): string | number {
+  if (quoted) return text;
+  const trimmed = text.trim();
+  if (trimmed !== '' && /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(trimmed)) return Number(trimmed);
+  return text;
+}
+
+/** Converts a CSV row to an instance: an array by default, an object keyed by the header on request. */
+export function csvRowToInstance(row: unknown[], header: readonly string[], config: InstanceConfig): InstanceRecord {
+  if (row.length !== header.length) {
+    return { ok: false, echo: row, message: `This CSV row has ${row.length} values; the header has ${header.length} columns.` };
+  }
+  const usesFields = config.keyField || config.includedFields?.length || config.excludedFields?.length;
+  if (!usesFields && config.instanceType !== 'object') return { ok: true, instance: row, echo: row };
+  const asObject = Object.fromEntries(header.map((h, i) => [h, row[i]]));
+  return applyInstanceConfig(asObject, { ...config, instanceType: config.instanceType ?? 'array' }, header);
+}

@@ -1,0 +1,114 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
+import { parse as parseCsv } from 'csv-parse';
+import { gcsHostPath, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
+import type { InstanceConfig } from '../spec/vertexSchemas.js';
+import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from './convertInstance.js';
+import { readTfRecords } from './tfRecord.js';
+
+export type ReadableFormat = 'jsonl' | 'csv' | 'file-list' | 'tf-record' | 'tf-record-gzip';
+
+export interface ReadContext {
+  gcsRoot: string;
+}
+
+/**
+ * Streams instance records from input files in Vertex's formats, one record in memory at a
+ * time. Malformed records become error records; they never stop the job.
+ */
+export async function* readInstances(files: readonly string[], format: ReadableFormat, config: InstanceConfig, context: ReadContext): AsyncGenerator<InstanceRecord> {
+  for (const file of files) {
+    switch (format) {
+      case 'jsonl':
+        yield* readJsonl(file, config);
+        break;
+      case 'csv':
+        yield* readCsv(file, config);
+        break;
+      case 'file-list':
+        yield* readFileList(file, context);
+        break;
+      case 'tf-record':
+      case 'tf-record-gzip':
+        yield* readTfRecordFile(file, format === 'tf-record-gzip');
+        break;
+    }
+  }
+}
+
+async function* lines(file: string): AsyncGenerator<string> {
+  const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  for await (const line of rl) if (line.trim() !== '') yield line;
+}
+
+async function* readJsonl(file: string, config: InstanceConfig): AsyncGenerator<InstanceRecord> {
+  for await (const line of lines(file)) {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      yield { ok: false, echo: line.length > 1000 ? `${line.slice(0, 1000)}…` : line, message: `Invalid JSON instance: ${(error as Error).message}` };
+      continue;
+    }
+    yield applyInstanceConfig(value, config);
+  }
+}
+
+async function* readCsv(file: string, config: InstanceConfig): AsyncGenerator<InstanceRecord> {
+  const parser = createReadStream(file).pipe(
+    parseCsv({
+      relax_column_count: true,
+      skip_empty_lines: true,
+      cast: (value, context) => (context.header ? value : csvCell(value, context.quoting)),
+    }),
+  );
+  let header: string[] | undefined;
+  try {
+    for await (const row of parser as AsyncIterable<unknown[]>) {
+      if (!header) {
+        header = row.map(String);
+        continue;
+      }
+      yield csvRowToInstance(row, header, config);
+    }
+  } catch (error) {
+    yield { ok: false, echo: path.basename(file), message: `CSV parse error: ${(error as Error).message}; the rest of ${path.basename(file)} was skipped.` };
+  }
+}
+
+async function* readFileList(file: string, context: ReadContext): AsyncGenerator<InstanceRecord> {
+  for await (const line of lines(file)) {
+    const uri = line.trim();
+    let hostPath: string;
+    try {
+      hostPath = isGcsUri(uri) ? gcsHostPath(parseGcsUri(uri, 'file-list entry'), context.gcsRoot) : path.resolve(path.dirname(file), uri);
+    } catch (error) {
+      yield { ok: false, echo: uri, message: (error as Error).message };
+      continue;
+    }
+    try {
+      const bytes = await readFile(hostPath);
+      yield { ok: true, instance: { b64: bytes.toString('base64') }, echo: uri };
+    } catch (error) {
+      yield { ok: false, echo: uri, message: `Cannot read ${uri} (${(error as NodeJS.ErrnoException).code ?? String(error)}).` };
+    }
+  }
+}
+
+async function* readTfRecordFile(file: string, gzip: boolean): AsyncGenerator<InstanceRecord> {
+  const source = createReadStream(file);
+  const stream = gzip ? source.pipe(createGunzip()) : source;
+  try {
+    for await (const item of readTfRecords(stream as AsyncIterable<Buffer>)) {
+      if (item.ok) {
+        const instance = { b64: item.data.toString('base64') };
+        yield { ok: true, instance, echo: instance };
+      } else yield { ok: false, echo: path.basename(file), message: `TFRecord ${path.basename(file)}: ${item.message}` };
+    }
+  } catch (error) {
+    yield { ok: false, echo: path.basename(file), message: `Cannot read ${path.basename(file)}: ${(error as Error).message}` };
+  }
+}

@@ -1,0 +1,452 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type Logger, pino } from 'pino';
+import { type ImageDetails, type StartedContainer, ContainerEngine } from '../runtime/containerEngine.js';
+import { type BatchPredictionJobResource, type PhaseTiming, writeJsonAtomic } from '../report/jobResource.js';
+import { type BatchPredictOptions, type BatchPredictSpec, resolveBatchPredictSpec } from '../spec/batchPredictSpec.js';
+import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
+import { GCS_MOUNT } from '../spec/gcsUri.js';
+import { DATA_MOUNT } from '../staging/containerLayout.js';
+import { JsonlWriter, predictionDirectoryName, predictionFileNames } from '../staging/predictionOutputs.js';
+import { resolveInputs, resolveModelDir, resolveOutput } from '../staging/resolveLocations.js';
+import { stageInputs } from '../staging/stageInputs.js';
+import { readInstances } from '../instances/readInstances.js';
+import { formatBytes } from '../verdict/diagnoseRunJob.js';
+import { type BatchObservation, diagnoseBatchPredict, type FailureKind, judgeBatchPredict } from '../verdict/judgeBatchPredict.js';
+import { isLinuxAmd64 } from '../verdict/judgeImage.js';
+import type { JobError } from '../verdict/jobState.js';
+import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
+import { ensureImage } from './ensureImage.js';
+import { newJobId } from './jobId.js';
+import { JobResources } from './jobResources.js';
+import { LogCapture } from './logCapture.js';
+import { machineLimits } from './machineLimits.js';
+import { PredictionClient } from './predictionClient.js';
+import type { RunJobHooks } from './runJob.js';
+
+export const RECORD_DIR_NAME = '.vbe';
+const PROBE_TIMEOUT_MS = 10_000; // Vertex's health probe timeout
+const PROBE_INTERVAL_MS = 500;
+const CLEANUP_BUDGET_MS = 30_000;
+const MAX_PARTIAL_FAILURES = 20;
+const PROBE_ROUTES = ['/', '/health', '/healthz', '/ping', '/ready', '/v1/models', '/predict', '/isalive'];
+
+interface Replica {
+  index: number;
+  started: StartedContainer;
+  client: PredictionClient;
+  capture: LogCapture;
+  logsDone: Promise<unknown>;
+  dead: boolean;
+}
+
+/**
+ * Runs a BatchPredictionJob under the documented prediction-server contract: the container is
+ * an HTTP server; the emulator reads the input, POSTs batches to it on 127.0.0.1 and writes the
+ * output files, exactly as Vertex does.
+ */
+export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHooks = {}): Promise<BatchPredictionJobResource> {
+  const logger = hooks.logger ?? pino({ level: 'silent' });
+  const progress = hooks.onProgress ?? (() => undefined);
+  const createTime = new Date();
+  const jobId = newJobId();
+  const phases: PhaseTiming[] = [];
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      phases.push({ name, durationMs: Math.round(performance.now() - t0) });
+    }
+  };
+
+  const { spec, inputs, artifact, output } = await timed('validate', async () => {
+    const spec = await resolveBatchPredictSpec(options);
+    const inputs = await resolveInputs(spec.base.inputs, spec.base.gcsRoot);
+    const artifact = spec.base.modelDir ? await resolveModelDir(spec.base.modelDir, spec.base.gcsRoot) : undefined;
+    const output = await resolveOutput(spec.base.output, spec.base.gcsRoot);
+    return { spec, inputs, artifact, output };
+  });
+  const base = spec.base;
+  const dirName = predictionDirectoryName(base.displayName, createTime);
+  const predictionDir = path.join(output.hostDir, dirName);
+  const recordDir = path.join(predictionDir, RECORD_DIR_NAME);
+  await mkdir(recordDir, { recursive: true });
+
+  const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
+  const host = await engine.hostInfo();
+  const limits = machineLimits(base.machine, host);
+  const warnings = [...base.warnings, ...limits.warnings];
+  if (spec.replicaCount > 1 && limits.cappedToHost) warnings.push(`${spec.replicaCount} replicas share this host's ${host.cpus} CPUs; each gets the machine type's limits, capped.`);
+
+  const endpointId = newJobId();
+  const deployedModelId = newJobId();
+  const healthRoute = spec.healthRoute ?? `/v1/endpoints/${endpointId}/deployedModels/${deployedModelId}`;
+  const predictRoute = spec.predictRoute ?? `${healthRoute}:predict`;
+  const observation: BatchObservation = {
+    imageUri: base.imageUri,
+    cancelled: false,
+    port: spec.port,
+    healthRoute,
+    predictRoute,
+    batchSize: spec.batchSize,
+    machineType: base.machine.name,
+    memoryBytes: limits.memoryBytes,
+    stats: { successful: 0, failed: 0, incomplete: 0 },
+    failuresByKind: {},
+    logSignals: [],
+    logTail: [],
+  };
+  if (spec.maxFailedRatio !== undefined) observation.maxFailedRatio = spec.maxFailedRatio;
+  const partialFailures: JobError[] = [];
+  const resources = new JobResources(engine, jobId, logger);
+  const replicas: Replica[] = [];
+  let image: ImageDetails | undefined;
+  let pulled = false;
+  let startTime: Date | undefined;
+  let environment: EnvVar[] = [];
+  let command: string[] | undefined;
+  let args: string[] | undefined;
+  const shards = Array.from({ length: spec.replicaCount }, (_, i) => predictionFileNames(spec.outputNaming, i, spec.replicaCount));
+  const cancelled = () => hooks.signal?.aborted === true;
+  let replicaMs = 0;
+
+  try {
+    const got = await timed('image', () => ensureImage(engine, base.imageUri, base.pullPolicy, progress));
+    if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
+    else {
+      image = got.image;
+      pulled = got.pulled;
+      observation.image = { architecture: image.architecture, os: image.os };
+    }
+
+    if (image && isLinuxAmd64(image) && !cancelled()) {
+      const vertexEnv = serverEnv({ spec, endpointId, deployedModelId, healthRoute, predictRoute, storageUri: artifact?.envValue ?? '' });
+      const built = buildEnvironment(vertexEnv, base.env);
+      environment = built.env;
+      command = base.command?.map((p) => expandVertexReferences(p, built.variables));
+      args = base.args?.map((p) => expandVertexReferences(p, built.variables));
+
+      // Replicas: one container each, the port published on 127.0.0.1 only.
+      const created = await timed('stage', async () => {
+        const mounts = [{ volume: await resources.volume(`vbe-${jobId}-data`), target: DATA_MOUNT }];
+        if (artifact?.usesGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
+        const all = [];
+        for (let i = 0; i < spec.replicaCount; i++) {
+          all.push(
+            await resources.container({
+              name: `vbe-${jobId}-replica-${i}`,
+              image: base.imageUri,
+              ...(command ? { entrypoint: command } : {}),
+              ...(args ? { cmd: args } : {}),
+              env: environment,
+              nanoCpus: limits.nanoCpus,
+              memoryBytes: limits.memoryBytes,
+              mounts,
+              publishPort: spec.port,
+            }),
+          );
+        }
+        if (artifact) {
+          progress(`staging the model artifact: ${artifact.files.length} file(s), ${formatBytes(artifact.totalBytes)}`);
+          await stageInputs(all[0]!, artifact.groups);
+        }
+        return all;
+      });
+
+      startTime = new Date();
+      const startedAt = performance.now();
+      await timed('start', async () => {
+        for (const [index, container] of created.entries()) {
+          const start = await container.start();
+          if ('startError' in start) {
+            observation.startup = { outcome: 'exited', replica: index, exitCode: start.exited.exitCode || 127, oomKilled: false, startError: start.startError };
+            return;
+          }
+          const hostPort = await start.started.publishedPort(spec.port);
+          const capture = new LogCapture(
+            { stdout: path.join(recordDir, `replica-${index}.stdout.log`), stderr: path.join(recordDir, `replica-${index}.stderr.log`) },
+            { maxSavedBytes: 256 * 1024 * 1024, ...(hooks.onContainerLine ? { onLine: (ch, line) => hooks.onContainerLine!(ch, spec.replicaCount > 1 ? `[replica-${index}] ${line}` : line) } : {}) },
+          );
+          const logs = await start.started.followLogs();
+          const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
+          replicas.push({ index, started: start.started, client: new PredictionClient(hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
+        }
+        progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
+        const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal)));
+        const failure = results.find((r) => r.outcome !== 'ready');
+        if (failure) {
+          if (failure.outcome === 'cancelled') observation.cancelled = true;
+          else observation.startup = failure;
+        } else observation.startup = { outcome: 'ready', afterMs: Math.round(performance.now() - startedAt) };
+      });
+
+      if (observation.startup?.outcome === 'ready' && !cancelled()) {
+        progress(`predicting: batches of ${spec.batchSize} to ${predictRoute}`);
+        await timed('predict', () => predictAll(spec, inputs.files.map((f) => f.hostPath), replicas, { predictionDir, shards, observation, partialFailures, predictRoute, signal: hooks.signal, progress }));
+      } else if (observation.startup?.outcome === 'ready') observation.cancelled = true;
+      replicaMs = (performance.now() - startedAt) * replicas.length;
+    } else if (cancelled()) observation.cancelled = true;
+  } finally {
+    await timed('stop', async () => {
+      // The outputs are written by vbe, not the server: once the data plane is done, no grace is needed.
+      await Promise.all(replicas.map((r) => r.started.kill().catch(() => undefined)));
+      await Promise.all(replicas.map((r) => r.logsDone));
+      for (const r of replicas) r.client.close();
+    });
+    const leftovers = await timed('cleanup', () => resources.cleanup(CLEANUP_BUDGET_MS));
+    if (leftovers.length) warnings.push(`Could not remove: ${leftovers.join(', ')}. Run \`vbe prune\`.`);
+  }
+  // Shards that were never opened (the job failed before predicting) still exist, empty, as on Vertex.
+  if (observation.startup?.outcome !== 'ready') await touchShards(predictionDir, shards);
+
+  for (const r of replicas) {
+    observation.logSignals.push(...r.capture.signals);
+    observation.logTail.push(...r.capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)));
+  }
+  const verdict = judgeBatchPredict(observation);
+  const diagnoses = diagnoseBatchPredict(observation);
+  const endTime = new Date();
+  const gcsOutputDirectory = output.gcsUri ? `${output.gcsUri.replace(/\/+$/, '')}/${dirName}` : undefined;
+  const stats = observation.stats;
+  const resource: BatchPredictionJobResource = {
+    name: `projects/local/locations/local/batchPredictionJobs/${jobId}`,
+    displayName: base.displayName,
+    unmanagedContainerModel: {
+      ...(base.modelDir ? { artifactUri: base.modelDir.text } : {}),
+      containerSpec: {
+        imageUri: base.imageUri,
+        ...(base.command ? { command: base.command } : {}),
+        ...(base.args ? { args: base.args } : {}),
+        ...(base.env.length ? { env: base.env.map((e) => ({ name: e.name, value: '<not recorded>' })) } : {}),
+        ports: [{ containerPort: spec.port }],
+        ...(spec.predictRoute ? { predictRoute: spec.predictRoute } : {}),
+        ...(spec.healthRoute ? { healthRoute: spec.healthRoute } : {}),
+      },
+    },
+    inputConfig: { instancesFormat: spec.instancesFormat, gcsSource: { uris: base.inputs.map((i) => i.text) } },
+    ...(Object.keys(spec.instanceConfig).length ? { instanceConfig: spec.instanceConfig } : {}),
+    ...(spec.modelParameters ? { modelParameters: spec.modelParameters.value } : {}),
+    outputConfig: { predictionsFormat: 'jsonl', gcsDestination: { outputUriPrefix: base.output.text } },
+    dedicatedResources: { machineSpec: { machineType: base.machine.name }, startingReplicaCount: spec.replicaCount, maxReplicaCount: spec.replicaCount },
+    manualBatchTuningParameters: { batchSize: spec.batchSize },
+    outputInfo: { ...(gcsOutputDirectory ? { gcsOutputDirectory } : {}), outputDirectory: predictionDir },
+    state: verdict.state,
+    ...(verdict.error ? { error: verdict.error } : {}),
+    ...(partialFailures.length ? { partialFailures } : {}),
+    completionStats: { successfulCount: String(stats.successful), failedCount: String(stats.failed), incompleteCount: String(stats.incomplete) },
+    resourcesConsumed: { replicaHours: replicaMs / 3_600_000 },
+    createTime: createTime.toISOString(),
+    ...(startTime ? { startTime: startTime.toISOString() } : {}),
+    endTime: endTime.toISOString(),
+    updateTime: endTime.toISOString(),
+    emulator: {
+      contract: 'prediction-server',
+      jobId,
+      image: { uri: base.imageUri, pulled, ...(image ? { id: image.id, platform: `${image.os}/${image.architecture}` } : {}), ...(image?.repoDigest ? { digest: image.repoDigest } : {}) },
+      limits: { machineType: limits.machineType, cpus: limits.cpus, memoryBytes: limits.memoryBytes, requested: limits.requested, cappedToHost: limits.cappedToHost },
+      ...(image ? { container: { ...(command ? { command } : {}), ...(args ? { args } : {}), user: image.user || 'root' } } : {}),
+      environment: Object.fromEntries(environment.filter((e) => !base.env.some((u) => u.name === e.name)).map((e) => [e.name, e.value])),
+      userEnvNames: base.env.map((e) => e.name),
+      routes: { health: healthRoute, predict: predictRoute, port: spec.port },
+      startup: observation.startup ?? null,
+      stats: { ...stats },
+      failuresByKind: observation.failuresByKind,
+      durationMs: endTime.getTime() - createTime.getTime(),
+      phases,
+      outputs: {
+        directory: predictionDir,
+        files: shards.flatMap((s) => [path.join(predictionDir, s.results), path.join(predictionDir, s.errors)]),
+      },
+      diagnoses,
+      warnings,
+      logs: replicas.map((r) => r.capture.files),
+      logTail: observation.logTail.slice(-40),
+      recordFile: path.join(recordDir, 'job.json'),
+    },
+  };
+  await writeJsonAtomic(resource.emulator.recordFile, resource);
+  return resource;
+}
+
+function serverEnv(p: { spec: BatchPredictSpec; endpointId: string; deployedModelId: string; healthRoute: string; predictRoute: string; storageUri: string }): EnvVar[] {
+  const accel = p.spec.base.machine.accelerator;
+  return [
+    ...(accel ? [{ name: 'AIP_ACCELERATOR_TYPE', value: accel.type }] : []),
+    { name: 'AIP_DEPLOYED_MODEL_ID', value: p.deployedModelId },
+    { name: 'AIP_ENDPOINT_ID', value: p.endpointId },
+    { name: 'AIP_FRAMEWORK', value: 'CUSTOM_CONTAINER' },
+    { name: 'AIP_HEALTH_ROUTE', value: p.healthRoute },
+    { name: 'AIP_HTTP_PORT', value: String(p.spec.port) },
+    { name: 'AIP_MACHINE_TYPE', value: p.spec.base.machine.name },
+    { name: 'AIP_MODE', value: 'PREDICTION' },
+    { name: 'AIP_MODE_VERSION', value: '1.0.0' },
+    { name: 'AIP_MODEL_NAME', value: p.endpointId },
+    { name: 'AIP_PREDICT_ROUTE', value: p.predictRoute },
+    { name: 'AIP_PROJECT_NUMBER', value: '123456789012' },
+    { name: 'AIP_STORAGE_URI', value: p.storageUri },
+    { name: 'AIP_VERSION_NAME', value: p.deployedModelId },
+  ];
+}
+
+type Readiness = NonNullable<BatchObservation['startup']> | { outcome: 'cancelled' };
+
+/** Liveness then health, as Vertex probes, until ready, exited, timed out or cancelled. */
+async function waitUntilReady(replica: Replica, spec: BatchPredictSpec, healthRoute: string, signal: AbortSignal | undefined): Promise<Readiness> {
+  const deadline = Date.now() + spec.startupTimeoutMs;
+  let lastHealth = 'no answer yet';
+  for (;;) {
+    if (signal?.aborted) return { outcome: 'cancelled' };
+    const status = await replica.started.status();
+    if (!status.running) {
+      replica.dead = true;
+      return { outcome: 'exited', replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
+    }
+    const answer = await replica.client.get(healthRoute, Math.min(PROBE_TIMEOUT_MS, Math.max(1000, deadline - Date.now())));
+    if ('status' in answer && answer.status === 200) return { outcome: 'ready', afterMs: 0 };
+    lastHealth = 'status' in answer ? `HTTP ${answer.status}` : `no HTTP answer (${answer.error})`;
+    if (Date.now() >= deadline) {
+      const listeners = await listListeners(replica.started);
+      const routesAnswering200: string[] = [];
+      if (listeners?.some((l) => l.port === spec.port)) {
+        for (const route of [healthRoute, ...PROBE_ROUTES]) {
+          const probe = await replica.client.get(route, 2000);
+          if ('status' in probe && probe.status === 200) routesAnswering200.push(route);
+        }
+      }
+      return { outcome: 'never-ready', replica: replica.index, startupTimeoutMs: spec.startupTimeoutMs, lastHealth, ...(listeners ? { listeners } : {}), routesAnswering200 };
+    }
+    await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+  }
+}
+
+/** What listens inside the container's network namespace, read from /proc/net/tcp{,6} in it. */
+async function listListeners(started: StartedContainer): Promise<Listener[] | undefined> {
+  const attempts = [
+    ['cat', '/proc/net/tcp', '/proc/net/tcp6'],
+    ['python3', '-c', 'import sys\nfor f in ("/proc/net/tcp","/proc/net/tcp6"):\n  try: sys.stdout.write(open(f).read())\n  except OSError: pass'],
+  ];
+  for (const cmd of attempts) {
+    const result = await started.exec(cmd);
+    if (result && result.output.includes('local_address')) return parseProcNetTcp(result.output);
+  }
+  return undefined;
+}
+
+interface PredictContext {
+  predictionDir: string;
+  shards: Array<{ results: string; errors: string }>;
+  observation: BatchObservation;
+  partialFailures: JobError[];
+  predictRoute: string;
+  signal: AbortSignal | undefined;
+  progress: (message: string) => void;
+}
+
+interface Batch {
+  ok: Array<{ instance: unknown; echo: unknown; key?: unknown }>;
+  bad: Array<{ echo: unknown; message: string }>;
+}
+
+/**
+ * The data plane: one shared stream of batches, pulled by `maxInFlight` workers per replica, so
+ * each instance is sent exactly once, in bounded memory, whatever the input size.
+ */
+async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Replica[], ctx: PredictContext): Promise<void> {
+  const { observation: o } = ctx;
+  const stats = o.stats;
+  const keyed = spec.instanceConfig.keyField !== undefined;
+  const writers = ctx.shards.map((s) => ({ results: new JsonlWriter(path.join(ctx.predictionDir, s.results)), errors: new JsonlWriter(path.join(ctx.predictionDir, s.errors)) }));
+  const batches = batchesOf(readInstances(files, spec.instancesFormat, spec.instanceConfig, { gcsRoot: spec.base.gcsRoot }), spec.batchSize);
+  let stop = false;
+  const recordFailure = (kind: FailureKind, count: number, message: string, code: number) => {
+    const entry = (o.failuresByKind[kind] ??= { count: 0, example: message });
+    entry.count += count;
+    if (ctx.partialFailures.length < MAX_PARTIAL_FAILURES) ctx.partialFailures.push({ code, message });
+  };
+  let lastReport = Date.now();
+  const t0 = Date.now();
+
+  const worker = async (replica: Replica) => {
+    const out = writers[replica.index]!;
+    for (;;) {
+      if (stop || ctx.signal?.aborted) return;
+      const next = await batches.next();
+      if (next.done) return;
+      const { ok, bad } = next.value;
+      for (const b of bad) {
+        await out.errors.write({ instance: b.echo, error: { code: 3, message: b.message } });
+        stats.failed += 1;
+        recordFailure('bad-record', 1, b.message, 3);
+      }
+      if (ok.length === 0) continue;
+      const body = Buffer.from(JSON.stringify(spec.modelParameters ? { instances: ok.map((r) => r.instance), parameters: spec.modelParameters.value } : { instances: ok.map((r) => r.instance) }));
+      let outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
+      for (let attempt = 1; !outcome.ok && attempt <= spec.retries && !ctx.signal?.aborted; attempt++) {
+        const status = await replica.started.status();
+        if (!status.running) break;
+        await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
+        outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
+      }
+      if (outcome.ok) {
+        for (const [i, record] of ok.entries()) {
+          await out.results.write(keyed ? { key: record.key, prediction: outcome.predictions[i] } : { instance: record.echo, prediction: outcome.predictions[i] });
+        }
+        stats.successful += ok.length;
+      } else {
+        const status = await replica.started.status();
+        if (!status.running) {
+          replica.dead = true;
+          o.died ??= { replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
+          stats.incomplete += ok.length;
+          stop = true;
+          return;
+        }
+        const message = outcome.kind === 'http' || outcome.kind === 'timeout' || outcome.kind === 'connection'
+          ? `Post request fails. Cannot get predictions. Error: Exceeded retries: ${outcome.message}, retry=${spec.retries}.`
+          : outcome.message;
+        for (const record of ok) {
+          await out.errors.write({ ...(keyed ? { key: record.key } : { instance: record.echo }), error: { code: outcome.code, message } });
+        }
+        stats.failed += ok.length;
+        recordFailure(outcome.kind, ok.length, message, outcome.code);
+      }
+      if (Date.now() - lastReport > 5000) {
+        lastReport = Date.now();
+        const done = stats.successful + stats.failed;
+        ctx.progress(`${done} instances (${stats.failed} failed), ${Math.round(done / ((Date.now() - t0) / 1000))}/s`);
+      }
+    }
+  };
+
+  try {
+    await Promise.all(replicas.flatMap((r) => Array.from({ length: spec.maxInFlight }, () => worker(r))));
+    if (ctx.signal?.aborted) o.cancelled = true;
+    // Whatever was not sent (the job stopped early) is counted, not lost silently.
+    for await (const rest of batches) stats.incomplete += rest.ok.length + rest.bad.length;
+  } finally {
+    await Promise.all(writers.flatMap((w) => [w.results.close(), w.errors.close()]));
+  }
+}
+
+async function* batchesOf(records: AsyncIterable<{ ok: true; instance: unknown; echo: unknown; key?: unknown } | { ok: false; echo: unknown; message: string }>, size: number): AsyncGenerator<Batch> {
+  let batch: Batch = { ok: [], bad: [] };
+  for await (const record of records) {
+    if (record.ok) batch.ok.push(record);
+    else batch.bad.push(record);
+    if (batch.ok.length >= size || batch.bad.length >= size) {
+      yield batch;
+      batch = { ok: [], bad: [] };
+    }
+  }
+  if (batch.ok.length || batch.bad.length) yield batch;
+}
+
+async function touchShards(dir: string, shards: Array<{ results: string; errors: string }>): Promise<void> {
+  for (const s of shards) {
+    for (const name of [s.results, s.errors]) {
+      const w = new JsonlWriter(path.join(dir, name));
+      await w.close();
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import path from 'node:path';
+import { usageError } from '../errors.js';
+import { loadSpecFile } from './loadSpecFile.js';
+import { parseDurationMs } from './parseDuration.js';
+import { mergeRunJobSpec, type RunJobOptions, type RunJobSpec } from './runJobSpec.js';
+import {
+  type BatchPredictionJobFile,
+  batchPredictionJobSchema,
+  type InstanceConfig,
+  INSTANCES_FORMATS,
+  type InstancesFormat,
+  parseWithSchema,
+} from './vertexSchemas.js';
+
+export type OutputNaming = 'results' | 'predictions';
+
+/** What a caller asks of `vbe batch-predict`; flags override the BatchPredictionJob file. */
+export interface BatchPredictOptions extends Omit<RunJobOptions, 'modelDir' | 'timeout' | 'maxOutputFileBytes'> {
+  instancesFormat?: string;
+  batchSize?: number;
+  replicaCount?: number;
+  /** A JSON value, or JSON text (as from the CLI). */
+  modelParameters?: unknown;
+  keyField?: string;
+  includedFields?: string[];
+  excludedFields?: string[];
+  instanceType?: 'object' | 'array';
+  artifactUri?: string;
+  predictRoute?: string;
+  healthRoute?: string;
+  port?: number;
+  startupTimeout?: string | number;
+  requestTimeout?: string | number;
+  outputNaming?: OutputNaming;
+  /** Fail the job when more than this fraction of instances failed (0..1). */
+  maxFailedRatio?: number;
+  /** Requests in flight per replica. */
+  maxInFlight?: number;
+  /** Retries of a failed request (Vertex retries 3 times). */
+  retries?: number;
+}
+
+export interface BatchPredictSpec {
+  base: RunJobSpec;
+  instancesFormat: Exclude<InstancesFormat, 'bigquery'>;
+  instanceConfig: InstanceConfig;
+  batchSize: number;
+  replicaCount: number;
+  /** Present only when the job sets modelParameters. */
+  modelParameters?: { value: unknown };
+  port: number;
+  predictRoute?: string;
+  healthRoute?: string;
+  startupTimeoutMs: number;
+  requestTimeoutMs: number;
+  outputNaming: OutputNaming;
+  maxFailedRatio?: number;
+  maxInFlight: number;
+  retries: number;
+}
+
+export const DEFAULT_BATCH_SIZE = 64;
+
+export async function resolveBatchPredictSpec(options: BatchPredictOptions): Promise<BatchPredictSpec> {
+  const cwd = options.cwd ?? process.cwd();
+  let file: BatchPredictionJobFile = {};
+  let specDir = cwd;
+  if (options.spec) {
+    const specPath = path.resolve(cwd, options.spec);
+    file = parseWithSchema(batchPredictionJobSchema, await loadSpecFile(specPath), `--spec ${options.spec}`);
+    specDir = path.dirname(specPath);
+  }
+  return mergeBatchPredictSpec(options, file, { cwd, specDir });
+}
+
+export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchPredictionJobFile, dirs: { cwd: string; specDir: string }): BatchPredictSpec {
+  const { artifactUri, ...common } = options;
+  const base = mergeRunJobSpec({ ...common, ...(artifactUri ? { modelDir: artifactUri } : {}) }, file, dirs);
+  if (base.modelDir && artifactUri) base.modelDir.field = '--artifact-uri';
+
+  const formatText = options.instancesFormat ?? file.inputConfig?.instancesFormat;
+  const formatField = options.instancesFormat ? '--instances-format' : 'inputConfig.instancesFormat';
+  if (!formatText) {
+    throw usageError('MISSING_INSTANCES_FORMAT', 'instancesFormat: no input format given.', `Pass --instances-format ${INSTANCES_FORMATS.filter((f) => f !== 'bigquery').join('|')} or set inputConfig.instancesFormat.`);
+  }
+  if (!(INSTANCES_FORMATS as readonly string[]).includes(formatText)) {
+    throw usageError('INVALID_INSTANCES_FORMAT', `${formatField}: "${formatText}" is not an instances format.`, `Use one of: ${INSTANCES_FORMATS.join(', ')}.`);
+  }
+  if (formatText === 'bigquery') {
+    throw usageError('BIGQUERY_NOT_AVAILABLE', `${formatField}: bigquery input is not available locally.`, 'Export the table to JSONL or CSV (bq extract --destination_format NEWLINE_DELIMITED_JSON) and pass those files.');
+  }
+  const instancesFormat = formatText as BatchPredictSpec['instancesFormat'];
+
+  const instanceConfig: InstanceConfig = { ...(file.instanceConfig ?? {}) };
+  if (options.instanceType) instanceConfig.instanceType = options.instanceType;
+  if (options.keyField) instanceConfig.keyField = options.keyField;
+  if (options.includedFields) instanceConfig.includedFields = options.includedFields;
+  if (options.excludedFields) instanceConfig.excludedFields = options.excludedFields;
+  if (instanceConfig.instanceType && !['object', 'array'].includes(instanceConfig.instanceType)) {
+    throw usageError('INVALID_INSTANCE_TYPE', `instanceType: "${instanceConfig.instanceType}" is not object or array.`, 'Use --instance-type object or --instance-type array.');
+  }
+  if (instanceConfig.includedFields?.length && instanceConfig.excludedFields?.length) {
+    throw usageError('FIELDS_CONFLICT', 'instanceConfig: includedFields and excludedFields cannot both be set.', 'Keep one of --included-fields / --excluded-fields.');
+  }
+  const usesFields = instanceConfig.keyField || instanceConfig.includedFields?.length || instanceConfig.excludedFields?.length || instanceConfig.instanceType;
+  if (usesFields && !['jsonl', 'csv'].includes(instancesFormat)) {
+    throw usageError('INSTANCE_CONFIG_NOT_APPLICABLE', `instanceConfig: key, included and excluded fields and instanceType apply to jsonl and csv input, not ${instancesFormat}.`, 'Remove the instanceConfig options for this format.');
+  }
+
+  const batchSize = options.batchSize ?? file.manualBatchTuningParameters?.batchSize ?? DEFAULT_BATCH_SIZE;
+  checkInteger(batchSize, options.batchSize !== undefined ? '--batch-size' : 'manualBatchTuningParameters.batchSize', 1, 100_000);
+  const replicaCount = options.replicaCount ?? file.dedicatedResources?.startingReplicaCount ?? 1;
+  checkInteger(replicaCount, options.replicaCount !== undefined ? '--replica-count' : 'dedicatedResources.startingReplicaCount', 1, 16);
+  const maxInFlight = options.maxInFlight ?? 2;
+  checkInteger(maxInFlight, '--max-in-flight', 1, 64);
+  const retries = options.retries ?? 3;
+  checkInteger(retries, '--retries', 0, 10);
+
+  const containerSpec = file.containerSpec ?? file.unmanagedContainerModel?.containerSpec ?? {};
+  const port = options.port ?? containerSpec.ports?.[0]?.containerPort ?? 8080;
+  checkInteger(port, options.port !== undefined ? '--port' : 'containerSpec.ports[0].containerPort', 1, 65535);
+  const predictRoute = options.predictRoute ?? containerSpec.predictRoute;
+  const healthRoute = options.healthRoute ?? containerSpec.healthRoute;
+  for (const [route, field] of [[predictRoute, '--predict-route'], [healthRoute, '--health-route']] as const) {
+    if (route !== undefined && !route.startsWith('/')) throw usageError('INVALID_ROUTE', `${field}: "${route}" must start with "/".`, 'Give a path such as /predict.');
+  }
+
+  const spec: BatchPredictSpec = {
+    base,
+    instancesFormat,
+    instanceConfig,
+    batchSize,
+    replicaCount,
+    port,
+    startupTimeoutMs: duration(options.startupTimeout, '10m', '--startup-timeout'),
+    requestTimeoutMs: duration(options.requestTimeout, '600s', '--request-timeout'),
+    outputNaming: options.outputNaming ?? 'results',
+    maxInFlight,
+    retries,
+  };
+  if (!['results', 'predictions'].includes(spec.outputNaming)) {
+    throw usageError('INVALID_OUTPUT_NAMING', `--output-naming: "${spec.outputNaming}" is not results or predictions.`, 'Use results (prediction.results-00000-of-00001) or predictions (predictions_00001.jsonl).');
+  }
+  if (predictRoute) spec.predictRoute = predictRoute;
+  if (healthRoute) spec.healthRoute = healthRoute;
+  const parameters = options.modelParameters !== undefined ? parseParameters(options.modelParameters) : file.modelParameters;
+  if (parameters !== undefined) spec.modelParameters = { value: parameters };
+  if (options.maxFailedRatio !== undefined) {
+    if (!(options.maxFailedRatio >= 0 && options.maxFailedRatio <= 1)) {
+      throw usageError('INVALID_RATIO', `--max-failed-ratio: ${options.maxFailedRatio} is not between 0 and 1.`, 'Give a fraction such as 0.05.');
+    }
+    spec.maxFailedRatio = options.maxFailedRatio;
+  }
+  return spec;
+}
+
+function parseParameters(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw usageError('INVALID_MODEL_PARAMETERS', `--model-parameters: not valid JSON (${(error as Error).message}).`, `Pass a JSON value, e.g. --model-parameters '{"threshold": 0.5}'.`);
+  }
+}
+
+function checkInteger(value: number, field: string, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw usageError('INVALID_NUMBER', `${field}: ${value} is not a whole number from ${min} to ${max}.`, `Give ${field} a value from ${min} to ${max}.`);
+  }
+}
+
+function duration(value: string | number | undefined, fallback: string, field: string): number {
+  if (typeof value === 'number') return value;
+  return parseDurationMs(value ?? fallback, field);
+}

@@ -1,0 +1,48 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { OutputNaming } from '../spec/batchPredictSpec.js';
+
+/** `prediction-<displayName>-<2021_08_17T01_39_36_439Z>`, as real jobs name their output directory. */
+export function predictionDirectoryName(displayName: string, createTime: Date): string {
+  const stamp = createTime.toISOString().replace(/[-:.]/g, '_');
+  const safeName = displayName.replace(/[^A-Za-z0-9_.-]+/g, '_');
+  return `prediction-${safeName}-${stamp}`;
+}
+
+/**
+ * Output file names of shard `index` of `count`: custom-container jobs write
+ * prediction.results-00000-of-00002 / prediction.errors_stats-00000-of-00002; the proto's
+ * comments (and AutoML jobs) name predictions_0001.jsonl / errors_0001.jsonl.
+ */
+export function predictionFileNames(naming: OutputNaming, index: number, count: number): { results: string; errors: string } {
+  if (naming === 'predictions') {
+    const n = String(index + 1).padStart(4, '0');
+    return { results: `predictions_${n}.jsonl`, errors: `errors_${n}.jsonl` };
+  }
+  const shard = `${String(index).padStart(5, '0')}-of-${String(count).padStart(5, '0')}`;
+  return { results: `prediction.results-${shard}`, errors: `prediction.errors_stats-${shard}` };
+}
+
+/** Appends JSON lines to a file, waiting when the disk is slower than the producer. */
+export class JsonlWriter {
+  private readonly stream: WriteStream;
+  private failure: Error | undefined;
+  lines = 0;
+
+  constructor(readonly file: string) {
+    this.stream = createWriteStream(file);
+    this.stream.on('error', (error) => (this.failure = error));
+  }
+
+  async write(value: unknown): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.lines += 1;
+    if (!this.stream.write(`${JSON.stringify(value)}\n`)) {
+      await new Promise<void>((resolve) => this.stream.once('drain', resolve));
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.stream.end(() => resolve()));
+    if (this.failure) throw this.failure;
+  }
+}

@@ -89,7 +89,7 @@ describe('vbe batch-predict against real model servers', () => {
     const records = [Buffer.from('first'), Buffer.from(''), Buffer.from([1, 2, 3])];
     let bytes = Buffer.concat(records.map((r) => encodeTfRecord(r)));
     const corrupt = encodeTfRecord(Buffer.from('bad'));
-    corrupt[corrupt.length - 1] ^= 0xff; // data CRC no longer matches
+    corrupt.writeUInt8(corrupt.readUInt8(corrupt.length - 1) ^ 0xff, corrupt.length - 1); // data CRC no longer matches
     bytes = Buffer.concat([bytes, corrupt]);
     const file = path.join(work, `data.${format}`);
     await writeFile(file, format === 'tf-record-gzip' ? gzipSync(bytes) : bytes);

@@ -1,0 +1,168 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from '../../src/instances/convertInstance.js';
+import { readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
+import { encodeTfRecord, maskedCrc32c } from '../../src/instances/tfRecord.js';
+import { mergeBatchPredictSpec } from '../../src/spec/batchPredictSpec.js';
+import { predictionDirectoryName, predictionFileNames } from '../../src/staging/predictionOutputs.js';
+import { parseProcNetTcp } from '../../src/verdict/parseListeners.js';
+import { VbeError } from '../../src/errors.js';
+
+async function collect(files: string[], format: ReadableFormat, config = {}, gcsRoot = '/nonexistent'): Promise<InstanceRecord[]> {
+  const out: InstanceRecord[] = [];
+  for await (const r of readInstances(files, format, config, { gcsRoot })) out.push(r);
+  return out;
+}
+
+async function file(name: string, content: string | Buffer): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'vbe-inst-'));
+  const p = path.join(dir, name);
+  await writeFile(p, content);
+  return p;
+}
+
+describe('instanceConfig rules', () => {
+  const row = { id: 7, a: 1, b: 'x', c: [1] };
+  it('passes instances through untouched without a config', () => {
+    expect(applyInstanceConfig([1, 2], {})).toEqual({ ok: true, instance: [1, 2], echo: [1, 2] });
+  });
+  it('keyField takes the key out of the instance', () => {
+    expect(applyInstanceConfig(row, { keyField: 'id' })).toEqual({ ok: true, instance: { a: 1, b: 'x', c: [1] }, echo: { a: 1, b: 'x', c: [1] }, key: 7 });
+  });
+  it('includedFields keeps those fields in that order; instanceType array makes values', () => {
+    expect(applyInstanceConfig(row, { includedFields: ['b', 'a'], instanceType: 'array' })).toMatchObject({ instance: ['x', 1] });
+    expect(applyInstanceConfig(row, { includedFields: ['b', 'a'] })).toMatchObject({ instance: { b: 'x', a: 1 } });
+  });
+  it('excludedFields drops fields', () => {
+    expect(applyInstanceConfig(row, { excludedFields: ['c', 'id'] })).toMatchObject({ instance: { a: 1, b: 'x' } });
+  });
+  it('problems become error records, never exceptions', () => {
+    expect(applyInstanceConfig(row, { keyField: 'nope' })).toMatchObject({ ok: false, message: expect.stringContaining('"nope"') });
+    expect(applyInstanceConfig(row, { includedFields: ['zz'] })).toMatchObject({ ok: false, message: expect.stringContaining('"zz"') });
+    expect(applyInstanceConfig([1], { keyField: 'id' })).toMatchObject({ ok: false });
+  });
+  it('csv cells: quoted strings stay strings, unquoted numbers become numbers', () => {
+    expect([csvCell('12', false), csvCell('12', true), csvCell('-1.5e3', false), csvCell('abc', false), csvCell('', false)]).toEqual([12, '12', -1500, 'abc', '']);
+  });
+  it('csv rows: arrays by default, objects by header on request, ragged rows are error records', () => {
+    expect(csvRowToInstance(['a', 1], ['n', 'v'], {})).toMatchObject({ ok: true, instance: ['a', 1] });
+    expect(csvRowToInstance(['a', 1], ['n', 'v'], { instanceType: 'object' })).toMatchObject({ instance: { n: 'a', v: 1 } });
+    expect(csvRowToInstance(['a', 1], ['n', 'v'], { keyField: 'n' })).toMatchObject({ instance: [1], key: 'a' });
+    expect(csvRowToInstance(['a'], ['n', 'v'], {})).toMatchObject({ ok: false, message: expect.stringContaining('1 values; the header has 2') });
+  });
+});
+
+describe('readers', () => {
+  it('jsonl: one instance a line, blank lines skipped, bad lines are error records', async () => {
+    const f = await file('a.jsonl', '{"a":1}\n\n[2]\nnot json\n"s"\n');
+    const records = await collect([f], 'jsonl');
+    expect(records.map((r) => r.ok)).toEqual([true, true, false, true]);
+    expect(records[2]).toMatchObject({ echo: 'not json', message: expect.stringContaining('Invalid JSON') });
+  });
+  it('csv: header dropped, quoting respected', async () => {
+    const f = await file('a.csv', 'name,n\n"x, y",3\n"4",5\n');
+    expect((await collect([f], 'csv')).map((r) => (r.ok ? r.instance : r.message))).toEqual([['x, y', 3], ['4', 5]]);
+  });
+  it('file-list: local paths relative to the list, b64 bytes, missing files are error records', async () => {
+    const list = await file('list.txt', 'data.bin\nmissing.bin\n');
+    await writeFile(path.join(path.dirname(list), 'data.bin'), Buffer.from('hi'));
+    const [ok, bad] = await collect([list], 'file-list');
+    expect(ok).toEqual({ ok: true, instance: { b64: Buffer.from('hi').toString('base64') }, echo: 'data.bin' });
+    expect(bad).toMatchObject({ ok: false, echo: 'missing.bin' });
+  });
+  it('tf-record: framing and CRCs verified; a truncated file ends with an error record', async () => {
+    const good = Buffer.concat([encodeTfRecord(Buffer.from('a')), encodeTfRecord(Buffer.from('bc'))]);
+    const truncated = Buffer.concat([good, encodeTfRecord(Buffer.from('def')).subarray(0, 15)]);
+    const records = await collect([await file('t.tfrecord', truncated)], 'tf-record');
+    expect(records.slice(0, 2).map((r) => (r.ok ? Buffer.from((r.instance as { b64: string }).b64, 'base64').toString() : ''))).toEqual(['a', 'bc']);
+    expect(records[2]).toMatchObject({ ok: false, message: expect.stringContaining('truncated data') });
+    const gz = await collect([await file('t.gz', gzipSync(good))], 'tf-record-gzip');
+    expect(gz).toHaveLength(2);
+  });
+  it('masked CRC-32C matches TensorFlow (crc32c("123456789") = 0xe3069283)', () => {
+    const crc = 0xe3069283;
+    expect(maskedCrc32c(Buffer.from('123456789'))).toBe((((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0);
+  });
+});
+
+describe('output naming', () => {
+  it('names the directory as real jobs do', () => {
+    expect(predictionDirectoryName('my model/v2', new Date('2021-08-17T01:39:36.439Z'))).toBe('prediction-my_model_v2-2021_08_17T01_39_36_439Z');
+  });
+  it('names shard files both ways', () => {
+    expect(predictionFileNames('results', 1, 2)).toEqual({ results: 'prediction.results-00001-of-00002', errors: 'prediction.errors_stats-00001-of-00002' });
+    expect(predictionFileNames('predictions', 0, 3)).toEqual({ results: 'predictions_0001.jsonl', errors: 'errors_0001.jsonl' });
+  });
+});
+
+describe('/proc/net/tcp parsing', () => {
+  it('finds listeners and their addresses', () => {
+    const text = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1',
+      '   1: 00000000:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1',
+      '   2: 0100007F:1F90 0100007F:C000 01 00000000:00000000 00:00000000 00000000     0        0 3 1',
+      '  sl  local_address                         remote_address                        st',
+      '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 0',
+      '   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 0',
+    ].join('\n');
+    expect(parseProcNetTcp(text)).toEqual([
+      { address: '127.0.0.1', port: 8080 },
+      { address: '0.0.0.0', port: 5000 },
+      { address: '::', port: 8080 },
+      { address: '::1', port: 80 },
+    ]);
+  });
+});
+
+describe('batch-predict spec', () => {
+  const dirs = { cwd: '/w', specDir: '/s' };
+  const base = { image: 'i', inputs: ['a.jsonl'], output: 'o' };
+  const usage = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(VbeError);
+      return e as VbeError;
+    }
+    throw new Error('expected an error');
+  };
+  it('defaults: batch 64, one replica, port 8080, results naming, 3 retries, no parameters', () => {
+    const spec = mergeBatchPredictSpec({ ...base, instancesFormat: 'jsonl' }, {}, dirs);
+    expect(spec).toMatchObject({ batchSize: 64, replicaCount: 1, port: 8080, outputNaming: 'results', retries: 3, startupTimeoutMs: 600_000, requestTimeoutMs: 600_000 });
+    expect(spec.modelParameters).toBeUndefined();
+  });
+  it('reads the REST body fields', () => {
+    const spec = mergeBatchPredictSpec(
+      { image: 'i', output: 'o' },
+      {
+        inputConfig: { instancesFormat: 'csv', gcsSource: { uris: ['gs://b/x.csv'] } },
+        instanceConfig: { keyField: 'k' },
+        modelParameters: { t: 1 },
+        manualBatchTuningParameters: { batchSize: 8 },
+        dedicatedResources: { machineSpec: { machineType: 'n1-standard-2' }, startingReplicaCount: 3 },
+        unmanagedContainerModel: { artifactUri: 'gs://b/m', containerSpec: { imageUri: 'x', ports: [{ containerPort: 9000 }], healthRoute: '/h' } },
+      },
+      dirs,
+    );
+    expect(spec).toMatchObject({ instancesFormat: 'csv', batchSize: 8, replicaCount: 3, port: 9000, healthRoute: '/h', modelParameters: { value: { t: 1 } }, instanceConfig: { keyField: 'k' } });
+    expect(spec.base.modelDir?.text).toBe('gs://b/m');
+  });
+  it.each([
+    [{ instancesFormat: 'parquet' }, 'INVALID_INSTANCES_FORMAT'],
+    [{ instancesFormat: 'bigquery' }, 'BIGQUERY_NOT_AVAILABLE'],
+    [{}, 'MISSING_INSTANCES_FORMAT'],
+    [{ instancesFormat: 'jsonl', includedFields: ['a'], excludedFields: ['b'] }, 'FIELDS_CONFLICT'],
+    [{ instancesFormat: 'tf-record', keyField: 'k' }, 'INSTANCE_CONFIG_NOT_APPLICABLE'],
+    [{ instancesFormat: 'jsonl', batchSize: 0 }, 'INVALID_NUMBER'],
+    [{ instancesFormat: 'jsonl', replicaCount: 99 }, 'INVALID_NUMBER'],
+    [{ instancesFormat: 'jsonl', modelParameters: '{oops' }, 'INVALID_MODEL_PARAMETERS'],
+    [{ instancesFormat: 'jsonl', predictRoute: 'predict' }, 'INVALID_ROUTE'],
+    [{ instancesFormat: 'jsonl', maxFailedRatio: 2 }, 'INVALID_RATIO'],
+  ])('rejects %j with %s', (extra, code) => {
+    expect(usage(() => mergeBatchPredictSpec({ ...base, ...extra } as never, {}, dirs)).code).toBe(code);
+  });
+});

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runJob } from '../../src/index.js';
+import { batchPredict, runJob } from '../../src/index.js';
 import { buildContext, docker, PYTHON_BASE, ROOT, tempDir } from '../helpers/engine.js';
 
 /**
@@ -27,6 +27,8 @@ describe('examples: the seed article cases', () => {
         tags.push(tag);
       }
     }
+    await buildContext('vbe-example/prediction-server:test', path.join(ROOT, 'examples/04-prediction-server/server'), { BASE_IMAGE: PYTHON_BASE });
+    tags.push('vbe-example/prediction-server:test');
   });
   afterAll(async () => {
     if (tags.length) await docker('rmi', '-f', ...tags).catch(() => undefined);
@@ -61,5 +63,20 @@ describe('examples: the seed article cases', () => {
     const d = job.emulator.diagnoses.find((x) => x.code === 'INPUT_NOT_STAGED')!;
     expect(d.message).toContain('/data/input.json');
     expect(d.fix).toContain('/vbe/inputs/input/items.json');
+  });
+
+  it('04: the example prediction server passes a BatchPredictionJob with parameters', async () => {
+    const job = await batchPredict({
+      image: 'vbe-example/prediction-server:test',
+      pull: 'never',
+      inputs: [path.join(ROOT, 'examples/04-prediction-server/input/instances.jsonl')],
+      instancesFormat: 'jsonl',
+      output: path.join(work, 'server'),
+      modelParameters: { threshold: 5 },
+    });
+    expect(job.state, JSON.stringify(job.emulator.diagnoses)).toBe('JOB_STATE_SUCCEEDED');
+    const lines = (await readFile(path.join(job.outputInfo.outputDirectory, 'prediction.results-00000-of-00001'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(5);
+    expect(lines.find((l) => l.instance.id === 'i3')).toEqual({ instance: { id: 'i3', x: 3 }, prediction: { y: 6, above: true } });
   });
 });

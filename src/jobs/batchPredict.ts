@@ -111,6 +111,12 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const cancelled = () => hooks.signal?.aborted === true;
   let replicaMs = 0;
 
+  // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
+  const onAbort = () => {
+    progress('cancelling: stopping the model servers');
+    for (const r of replicas) r.started.kill().catch(() => undefined);
+  };
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const got = await timed('image', () => ensureImage(engine, base.imageUri, base.pullPolicy, progress));
     if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
@@ -188,6 +194,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       replicaMs = (performance.now() - startedAt) * replicas.length;
     } else if (cancelled()) observation.cancelled = true;
   } finally {
+    hooks.signal?.removeEventListener('abort', onAbort);
+    if (cancelled()) observation.cancelled = true;
     await timed('stop', async () => {
       // The outputs are written by vbe, not the server: once the data plane is done, no grace is needed.
       await Promise.all(replicas.map((r) => r.started.kill().catch(() => undefined)));

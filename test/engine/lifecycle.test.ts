@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BUSYBOX, docker, labelled, runVbe, startVbe, tempDir, waitFor } from '../helpers/engine.js';
+import { BUSYBOX, buildContext, docker, labelled, PYTHON_BASE, ROOT, runVbe, startVbe, tempDir, waitFor } from '../helpers/engine.js';
 
 /** Signals and leftovers, with the real CLI process and a real engine. */
 describe('vbe lifecycle: cancellation, kills, prune, engine faults', () => {
@@ -91,5 +91,21 @@ describe('vbe lifecycle: cancellation, kills, prune, engine faults', () => {
     const result = await runVbe(args, { DOCKER_HOST: `unix://${path.join(work, 'no-such.sock')}` }, work);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('Ctrl-C during batch-predict, with a request in flight, cancels at once and leaves nothing', async () => {
+    const image = 'vbe-test/lifecycle-server:1';
+    await buildContext(image, path.join(ROOT, 'test/fixtures/model-server'), { BASE_IMAGE: PYTHON_BASE });
+    const started = Date.now();
+    const { child, done, stderrSoFar } = startVbe(['batch-predict', '--image', image, '--pull', 'never', '--input', input, '--instances-format', 'jsonl', '--output', path.join(work, 'bp-sigint'), '--env', 'FAULT=slow', '--env', 'SLOW_SECONDS=120', '--json']);
+    await waitFor('a predict request in flight', async () => (/predicting/.test(stderrSoFar()) ? true : undefined));
+    child.kill('SIGINT');
+    const result = await done;
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(result.code).toBe(1);
+    const job = JSON.parse(result.stdout);
+    expect(job.state).toBe('JOB_STATE_CANCELLED');
+    expect(job.completionStats.incompleteCount).toBe('1');
+    expect(await labelled(`dev.vbe.pid=${child.pid}`)).toEqual({ containers: [], volumes: [] });
   });
 });

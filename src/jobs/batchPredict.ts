@@ -396,6 +396,10 @@ async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Rep
         await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
         outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
       }
+      if (!outcome.ok && ctx.signal?.aborted) {
+        stats.incomplete += ok.length; // cancelled while in flight: not answered, not failed
+        return;
+      }
       if (outcome.ok) {
         for (const [i, record] of ok.entries()) {
           await out.results.write(keyed ? { key: record.key, prediction: outcome.predictions[i] } : { instance: record.echo, prediction: outcome.predictions[i] });

@@ -1,8 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Logger, pino } from 'pino';
 import { type ImageDetails, type StartedContainer, ContainerEngine } from '../runtime/containerEngine.js';
-import { type BatchPredictionJobResource, type PhaseTiming, writeJsonAtomic } from '../report/jobResource.js';
+import { type BatchPredictionJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { type BatchPredictOptions, type BatchPredictSpec, resolveBatchPredictSpec } from '../spec/batchPredictSpec.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT } from '../spec/gcsUri.js';
@@ -18,9 +17,10 @@ import type { JobError } from '../verdict/jobState.js';
 import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
 import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
+import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
-import { machineLimits } from './machineLimits.js';
+import { limitsRecord, machineLimits } from './machineLimits.js';
 import { PredictionClient } from './predictionClient.js';
 import type { RunJobHooks } from './runJob.js';
 
@@ -46,19 +46,7 @@ interface Replica {
  * output files, exactly as Vertex does.
  */
 export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHooks = {}): Promise<BatchPredictionJobResource> {
-  const logger = hooks.logger ?? pino({ level: 'silent' });
-  const progress = hooks.onProgress ?? (() => undefined);
-  const createTime = new Date();
-  const jobId = newJobId();
-  const phases: PhaseTiming[] = [];
-  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try {
-      return await fn();
-    } finally {
-      phases.push({ name, durationMs: Math.round(performance.now() - t0) });
-    }
-  };
+  const { jobId, createTime, logger, progress, phases, timed } = startJobContext(hooks);
 
   const { spec, inputs, artifact, output } = await timed('validate', async () => {
     const spec = await resolveBatchPredictSpec(options);
@@ -251,10 +239,10 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     emulator: {
       contract: 'prediction-server',
       jobId,
-      image: { uri: base.imageUri, pulled, ...(image ? { id: image.id, platform: `${image.os}/${image.architecture}` } : {}), ...(image?.repoDigest ? { digest: image.repoDigest } : {}) },
-      limits: { machineType: limits.machineType, cpus: limits.cpus, memoryBytes: limits.memoryBytes, requested: limits.requested, cappedToHost: limits.cappedToHost },
-      ...(image ? { container: { ...(command ? { command } : {}), ...(args ? { args } : {}), user: image.user || 'root' } } : {}),
-      environment: Object.fromEntries(environment.filter((e) => !base.env.some((u) => u.name === e.name)).map((e) => [e.name, e.value])),
+      image: imageRecord(base.imageUri, pulled, image),
+      limits: limitsRecord(limits),
+      ...(image ? { container: containerRecord(image, command, args) } : {}),
+      environment: vertexEnvironmentRecord(environment, base.env),
       userEnvNames: base.env.map((e) => e.name),
       routes: { health: healthRoute, predict: predictRoute, port: spec.port },
       startup: observation.startup ?? null,

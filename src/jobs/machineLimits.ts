@@ -31,3 +31,8 @@ export function machineLimits(machine: MachineType, host: { cpus: number; memory
     warnings,
   };
 }
+
+/** The `emulator.limits` section of a job record. */
+export function limitsRecord(limits: AppliedLimits) {
+  return { machineType: limits.machineType, cpus: limits.cpus, memoryBytes: limits.memoryBytes, requested: limits.requested, cappedToHost: limits.cappedToHost };
+}

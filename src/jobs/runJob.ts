@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import {
   ContainerEngine,
   type ExitedContainer,
@@ -8,7 +8,7 @@ import {
   type StartedContainer,
 } from '../runtime/containerEngine.js';
 import { ensureImage } from './ensureImage.js';
-import { type RunJobResource, type PhaseTiming, writeJsonAtomic } from '../report/jobResource.js';
+import { type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT } from '../spec/gcsUri.js';
 import { type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
@@ -19,10 +19,10 @@ import { createWritableDirs, stageInputs } from '../staging/stageInputs.js';
 import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
-import { newJobId } from './jobId.js';
+import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel } from './logCapture.js';
-import { type AppliedLimits, machineLimits } from './machineLimits.js';
+import { limitsRecord, machineLimits } from './machineLimits.js';
 
 /** The emulator's record directory inside the output directory. */
 export const RECORD_DIR_NAME = '.vbe';
@@ -49,20 +49,7 @@ export interface RunJobHooks {
  * (exit 2) or when the emulator itself cannot work (exit 3).
  */
 export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): Promise<RunJobResource> {
-  const logger = hooks.logger ?? pino({ level: 'silent' });
-  const progress = hooks.onProgress ?? (() => undefined);
-  const createTime = new Date();
-  const jobId = newJobId();
-  const phases: PhaseTiming[] = [];
-  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
-    try {
-      return await fn();
-    } finally {
-      phases.push({ name, durationMs: Math.round(performance.now() - started) });
-      logger.debug({ phase: name }, 'phase done');
-    }
-  };
+  const { jobId, createTime, logger, progress, phases, timed } = startJobContext(hooks);
 
   // 1. Validate everything the user gave before touching the engine: bad input loses nothing.
   const { spec, inputs, model, output } = await timed('validate', async () => {
@@ -216,15 +203,10 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     emulator: {
       contract: 'files',
       jobId,
-      image: {
-        uri: spec.imageUri,
-        pulled,
-        ...(image ? { id: image.id, platform: `${image.os}/${image.architecture}` } : {}),
-        ...(image?.repoDigest ? { digest: image.repoDigest } : {}),
-      },
+      image: imageRecord(spec.imageUri, pulled, image),
       limits: limitsRecord(limits),
-      ...(image ? { container: { ...(command ? { command } : {}), ...(args ? { args } : {}), user: image.user || 'root' } } : {}),
-      environment: Object.fromEntries(environment.filter((e) => !spec.env.some((u) => u.name === e.name)).map((e) => [e.name, e.value])),
+      ...(image ? { container: containerRecord(image, command, args) } : {}),
+      environment: vertexEnvironmentRecord(environment, spec.env),
       userEnvNames: spec.env.map((e) => e.name),
       exitCode: observation.exitCode ?? null,
       oomKilled: observation.oomKilled,
@@ -301,8 +283,4 @@ function vertexFileContractEnv(jobId: string, spec: RunJobSpec, inputs: Resolved
   ];
   if (modelDir) env.push({ name: 'AIP_MODEL_DIR', value: modelDir });
   return env;
-}
-
-function limitsRecord(limits: AppliedLimits) {
-  return { machineType: limits.machineType, cpus: limits.cpus, memoryBytes: limits.memoryBytes, requested: limits.requested, cappedToHost: limits.cappedToHost };
 }

@@ -1,0 +1,58 @@
+import { type Logger, pino } from 'pino';
+import type { PhaseTiming } from '../report/jobResource.js';
+import type { ImageDetails } from '../runtime/containerEngine.js';
+import type { EnvVar } from '../spec/expandVertexReferences.js';
+import { newJobId } from './jobId.js';
+import type { RunJobHooks } from './runJob.js';
+
+/** What every job lifecycle starts with: its id, clock, logger, progress and named, timed phases. */
+export interface JobContext {
+  jobId: string;
+  createTime: Date;
+  logger: Logger;
+  progress: (message: string) => void;
+  phases: PhaseTiming[];
+  /** Runs one named phase of the pipeline and records its wall time. */
+  timed<T>(name: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export function startJobContext(hooks: RunJobHooks): JobContext {
+  const logger = hooks.logger ?? pino({ level: 'silent' });
+  const phases: PhaseTiming[] = [];
+  return {
+    jobId: newJobId(),
+    createTime: new Date(),
+    logger,
+    progress: hooks.onProgress ?? (() => undefined),
+    phases,
+    async timed(name, fn) {
+      const started = performance.now();
+      try {
+        return await fn();
+      } finally {
+        phases.push({ name, durationMs: Math.round(performance.now() - started) });
+        logger.debug({ phase: name }, 'phase done');
+      }
+    },
+  };
+}
+
+/** The `emulator.image` section of a job record. */
+export function imageRecord(uri: string, pulled: boolean, image: ImageDetails | undefined) {
+  return {
+    uri,
+    pulled,
+    ...(image ? { id: image.id, platform: `${image.os}/${image.architecture}` } : {}),
+    ...(image?.repoDigest ? { digest: image.repoDigest } : {}),
+  };
+}
+
+/** The `emulator.container` section: what ran instead of the image's ENTRYPOINT/CMD, and as whom. */
+export function containerRecord(image: ImageDetails, command: string[] | undefined, args: string[] | undefined) {
+  return { ...(command ? { command } : {}), ...(args ? { args } : {}), user: image.user || 'root' };
+}
+
+/** The variables the emulator set; the user's own values are never recorded (they may be secrets). */
+export function vertexEnvironmentRecord(environment: readonly EnvVar[], userEnv: readonly EnvVar[]): Record<string, string> {
+  return Object.fromEntries(environment.filter((e) => !userEnv.some((u) => u.name === e.name)).map((e) => [e.name, e.value]));
+}

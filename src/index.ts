@@ -10,3 +10,5 @@ export { batchPredict } from './jobs/batchPredict.js';
 export type { BatchPredictOptions } from './spec/batchPredictSpec.js';
 export type { BatchPredictionJobResource } from './report/jobResource.js';
 export { encodeTfRecord } from './instances/tfRecord.js';
+export { runDoctor, type DoctorOptions, type DoctorReport } from './doctor/runDoctor.js';
+export type { DoctorCheck, CheckStatus } from './doctor/doctorCheck.js';

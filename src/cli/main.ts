@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { isVbeError } from '../errors.js';
 import type { CliContext } from './cliContext.js';
 import { batchPredictCommand } from './batchPredictCommand.js';
+import { doctorCommand } from './doctorCommand.js';
 import { pruneCommand } from './pruneCommand.js';
 import { runCommand } from './runCommand.js';
 
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(runCommand(context).exitOverride());
   program.addCommand(batchPredictCommand(context).exitOverride());
+  program.addCommand(doctorCommand(context).exitOverride());
   program.addCommand(pruneCommand(context).exitOverride());
   try {
     await program.parseAsync(argv.filter((a) => a !== '--verbose'), { from: 'user' });

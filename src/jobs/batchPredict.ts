@@ -34,6 +34,7 @@ const PROBE_ROUTES = ['/', '/health', '/healthz', '/ping', '/ready', '/v1/models
 interface Replica {
   index: number;
   started: StartedContainer;
+  memory: { peakBytes: () => number; stop: () => void };
   client: PredictionClient;
   capture: LogCapture;
   logsDone: Promise<unknown>;
@@ -81,6 +82,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     machineType: base.machine.name,
     memoryBytes: limits.memoryBytes,
     stats: { successful: 0, failed: 0, incomplete: 0 },
+    maxResponseBytes: 0,
     failuresByKind: {},
     logSignals: [],
     logTail: [],
@@ -164,7 +166,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           );
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
-          replicas.push({ index, started: start.started, client: new PredictionClient(hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
+          const memory = await start.started.watchMemory();
+          replicas.push({ index, started: start.started, memory, client: new PredictionClient(hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
         }
         progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
         const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal)));
@@ -188,7 +191,10 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       // The outputs are written by vbe, not the server: once the data plane is done, no grace is needed.
       await Promise.all(replicas.map((r) => r.started.kill().catch(() => undefined)));
       await Promise.all(replicas.map((r) => r.logsDone));
-      for (const r of replicas) r.client.close();
+      for (const r of replicas) {
+        r.client.close();
+        r.memory.stop();
+      }
     });
     const leftovers = await timed('cleanup', () => resources.cleanup(CLEANUP_BUDGET_MS));
     if (leftovers.length) warnings.push(`Could not remove: ${leftovers.join(', ')}. Run \`vbe prune\`.`);
@@ -246,7 +252,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       userEnvNames: base.env.map((e) => e.name),
       routes: { health: healthRoute, predict: predictRoute, port: spec.port },
       startup: observation.startup ?? null,
-      stats: { ...stats },
+      stats: { ...stats, maxResponseBytes: observation.maxResponseBytes },
+      peakMemoryBytes: replicas.length ? Math.max(...replicas.map((r) => r.memory.peakBytes())) : null,
       failuresByKind: observation.failuresByKind,
       durationMs: endTime.getTime() - createTime.getTime(),
       phases,
@@ -389,6 +396,7 @@ async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Rep
         return;
       }
       if (outcome.ok) {
+        o.maxResponseBytes = Math.max(o.maxResponseBytes, outcome.responseBytes);
         for (const [i, record] of ok.entries()) {
           await out.results.write(keyed ? { key: record.key, prediction: outcome.predictions[i] } : { instance: record.echo, prediction: outcome.predictions[i] });
         }

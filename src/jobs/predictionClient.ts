@@ -47,7 +47,7 @@ export class PredictionClient {
     if (predictions.length !== instanceCount) {
       return { ok: false, kind: 'count-mismatch', code: 13, message: `The model server returned ${predictions.length} predictions for ${instanceCount} instances.` };
     }
-    return { ok: true, predictions };
+    return { ok: true, predictions, responseBytes: result.body.length };
   }
 
   private request(
@@ -101,7 +101,7 @@ export class PredictionClient {
 }
 
 export type PredictOutcome =
-  | { ok: true; predictions: unknown[] }
+  | { ok: true; predictions: unknown[]; responseBytes: number }
   | { ok: false; kind: 'http' | 'timeout' | 'connection' | 'not-json' | 'no-predictions' | 'count-mismatch'; code: number; status?: number; message: string };
 
 function snippet(text: string): string {

@@ -211,6 +211,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       exitCode: observation.exitCode ?? null,
       oomKilled: observation.oomKilled,
       timedOut: observation.timedOut,
+      peakMemoryBytes: observation.peakMemoryBytes ?? null,
       durationMs: endTime.getTime() - createTime.getTime(),
       phases,
       inputs: {
@@ -247,6 +248,7 @@ async function runToExit(
   progress: (message: string) => void,
 ): Promise<ExitedContainer> {
   const logs = await started.followLogs();
+  const memory = await started.watchMemory();
   const captured = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
   const timer = setTimeout(() => {
     observation.timedOut = true;
@@ -265,6 +267,8 @@ async function runToExit(
     await captured;
     return exited;
   } finally {
+    observation.peakMemoryBytes = memory.peakBytes();
+    memory.stop();
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }

@@ -20,6 +20,8 @@ export interface RunEmulatorSection {
   exitCode: number | null;
   oomKilled: boolean;
   timedOut: boolean;
+  /** Highest memory use seen (engine stats, about once a second); null when not measured. */
+  peakMemoryBytes: number | null;
   durationMs: number;
   phases: PhaseTiming[];
   inputs: { fileCount: number; totalBytes: number; files: Array<{ source: string; containerPath: string; sizeBytes: number }> };
@@ -94,7 +96,9 @@ export interface BatchPredictionJobResource {
     userEnvNames: string[];
     routes: { health: string; predict: string; port: number };
     startup: unknown;
-    stats: { successful: number; failed: number; incomplete: number };
+    stats: { successful: number; failed: number; incomplete: number; maxResponseBytes: number };
+    /** Highest memory use of any replica (engine stats, about once a second). */
+    peakMemoryBytes: number | null;
     failuresByKind: Record<string, { count: number; example: string }>;
     durationMs: number;
     phases: PhaseTiming[];

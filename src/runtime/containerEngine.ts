@@ -181,6 +181,12 @@ export class ContainerEngine {
     }
   }
 
+  /** The image's layers, newest first, with the instruction that made each and its size. */
+  async imageHistory(ref: string): Promise<Array<{ createdBy: string; sizeBytes: number }>> {
+    const history = (await call(`reading the history of ${ref}`, () => this.docker.getImage(ref).history())) as Array<{ CreatedBy?: string; Size?: number }>;
+    return history.map((h) => ({ createdBy: h.CreatedBy ?? '', sizeBytes: h.Size ?? 0 }));
+  }
+
   /** Pulls an image; registry refusals become PullFailure, engine trouble VbeError. */
   async pullImage(ref: string, auth?: RegistryAuth, onProgress?: (event: { status?: string; id?: string }) => void): Promise<void> {
     let stream: NodeJS.ReadableStream;
@@ -321,6 +327,11 @@ export class CreatedContainer {
     });
   }
 
+  /** The container's whole filesystem (the image's, flattened) as a tar stream; nothing runs. */
+  async exportFilesystem(): Promise<Readable> {
+    return (await call('exporting the image filesystem', () => this.container.export())) as unknown as Readable;
+  }
+
   /**
    * Starts the container. When the engine cannot start the process (executable not found, exec
    * format error) the container never ran: the result carries the engine's message and the
@@ -372,6 +383,39 @@ export class StartedContainer {
     raw.on('close', end);
     raw.on('error', end);
     return { stdout, stderr };
+  }
+
+  /**
+   * Samples memory use from the engine's stats stream (about once a second) until stopped or the
+   * container ends; `peakBytes` is the highest figure seen (the cgroup's own peak where the engine
+   * reports one).
+   */
+  async watchMemory(): Promise<{ peakBytes: () => number; stop: () => void }> {
+    let peak = 0;
+    let stream: NodeJS.ReadableStream | undefined;
+    try {
+      stream = (await this.container.stats({ stream: true })) as unknown as NodeJS.ReadableStream;
+    } catch {
+      return { peakBytes: () => 0, stop: () => undefined };
+    }
+    let pending = '';
+    stream.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      let newline = pending.indexOf('\n');
+      while (newline !== -1) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf('\n');
+        try {
+          const stats = JSON.parse(line) as { memory_stats?: { usage?: number; max_usage?: number } };
+          peak = Math.max(peak, stats.memory_stats?.max_usage ?? 0, stats.memory_stats?.usage ?? 0);
+        } catch {
+          // a partial line; the next sample will do
+        }
+      }
+    });
+    stream.on('error', () => undefined);
+    return { peakBytes: () => peak, stop: () => (stream as unknown as { destroy?: () => void }).destroy?.() };
   }
 
   /** The host port on 127.0.0.1 where a published container port answers. */

@@ -1,23 +1,9 @@
 import { formatDuration } from '../spec/parseDuration.js';
 import type { Diagnosis } from './jobState.js';
 import { diagnoseImage } from './judgeImage.js';
+import { installFix } from './libraryPackages.js';
 import type { RunObservation } from './judgeRunJob.js';
 
-/** Debian packages that provide the shared libraries ML images most often miss. */
-const LIBRARY_PACKAGES: Record<string, string> = {
-  'libgomp.so.1': 'libgomp1',
-  'libGL.so.1': 'libgl1',
-  'libglib-2.0.so.0': 'libglib2.0-0',
-  'libgthread-2.0.so.0': 'libglib2.0-0',
-  'libstdc++.so.6': 'libstdc++6',
-  'libsndfile.so.1': 'libsndfile1',
-  'libSM.so.6': 'libsm6',
-  'libXext.so.6': 'libxext6',
-  'libXrender.so.1': 'libxrender1',
-  'libgfortran.so.5': 'libgfortran5',
-  'libopenblas.so.0': 'libopenblas0',
-  'libcuda.so.1': 'the NVIDIA driver (GPU machine types only)',
-};
 
 /** Paths a container may write to its own filesystem without it being a lost output. */
 const SCRATCH = [/^\/tmp(\/|$)/, /^\/var\/tmp(\/|$)/, /^\/run(\/|$)/, /^\/dev(\/|$)/, /^\/proc(\/|$)/, /^\/sys(\/|$)/, /^\/var\/cache(\/|$)/, /^\/var\/log(\/|$)/, /\/\.cache(\/|$)/, /\/__pycache__(\/|$)/, /\.pyc$/, /^\/root\/\.[^/]+$/, /^\/home\/[^/]+\/\.[^/]+$/, /^\/etc\/(hostname|hosts|resolv\.conf|mtab)$/];
@@ -114,14 +100,11 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
   }
 
   for (const lib of uniqueBy(o.logSignals.filter((s) => s.kind === 'missing-shared-library'), (s) => s.library)) {
-    const pkg = LIBRARY_PACKAGES[lib.library];
     out.push({
       code: 'MISSING_SHARED_LIBRARY',
       severity: 'error',
       message: `The image lacks the shared library ${lib.library}; it fails at run time, not at build time.`,
-      fix: pkg && !pkg.includes(' ')
-        ? `Install it in the Dockerfile: RUN apt-get update && apt-get install -y --no-install-recommends ${pkg} && rm -rf /var/lib/apt/lists/*`
-        : `Install the package that provides ${lib.library} in the image${pkg ? ` (${pkg})` : ''}.`,
+      fix: installFix(lib.library),
       evidence: [lib.line],
     });
   }

@@ -2,6 +2,7 @@ import { formatBytes } from './diagnoseRunJob.js';
 import { type Diagnosis, type JobError, type JobState, RpcCode } from './jobState.js';
 import { diagnoseImage, type ImageObservation, judgeImage } from './judgeImage.js';
 import { isLoopback, isWildcard, type Listener } from './parseListeners.js';
+import { installFix } from './libraryPackages.js';
 import type { LogSignal } from './scanLogLine.js';
 
 export const NEVER_READY_MESSAGE = 'model server never became ready. Please validate that your model file or container configuration are valid.';
@@ -24,6 +25,8 @@ export interface BatchObservation extends ImageObservation {
   /** A replica's server stopped during the job. */
   died?: { replica: number; exitCode: number; oomKilled: boolean };
   stats: { successful: number; failed: number; incomplete: number };
+  /** Largest predict response body seen, in bytes. */
+  maxResponseBytes: number;
   failuresByKind: Partial<Record<FailureKind, { count: number; example: string }>>;
   maxFailedRatio?: number;
   logSignals: LogSignal[];
@@ -122,7 +125,7 @@ export function diagnoseBatchPredict(o: BatchObservation): Diagnosis[] {
     out.push({ code: labels[kind][0], severity: 'warning', message: `${labels[kind][1]} ${info.count} instance(s) affected.`, fix: fixes[kind], evidence: [info.example] });
   }
   for (const lib of o.logSignals.filter((x) => x.kind === 'missing-shared-library').slice(0, 1)) {
-    out.push({ code: 'MISSING_SHARED_LIBRARY', severity: 'error', message: `The image lacks the shared library ${lib.kind === 'missing-shared-library' ? lib.library : ''}.`, fix: 'Install the package that provides it in the Dockerfile (for libgomp.so.1: apt-get install -y libgomp1).', evidence: [lib.line] });
+    out.push({ code: 'MISSING_SHARED_LIBRARY', severity: 'error', message: `The image lacks the shared library ${lib.kind === 'missing-shared-library' ? lib.library : ''}.`, fix: lib.kind === 'missing-shared-library' ? installFix(lib.library) : '', evidence: [lib.line] });
   }
   return out;
 }

@@ -28,6 +28,8 @@ export interface RunObservation extends ImageObservation {
   logSignals: LogSignal[];
   machineType: string;
   memoryBytes: number;
+  /** Highest memory use the engine reported while it ran (sampled about once a second). */
+  peakMemoryBytes?: number;
   logFile?: string;
 }
 

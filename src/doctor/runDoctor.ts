@@ -1,0 +1,154 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { usageError } from '../errors.js';
+import { batchPredict } from '../jobs/batchPredict.js';
+import { ensureImage } from '../jobs/ensureImage.js';
+import { JobResources } from '../jobs/jobResources.js';
+import { newJobId } from '../jobs/jobId.js';
+import { runJob, type RunJobHooks } from '../jobs/runJob.js';
+import { ContainerEngine } from '../runtime/containerEngine.js';
+import { getMachineType, DEFAULT_MACHINE_TYPE } from '../spec/machineTypes.js';
+import type { PullPolicy } from '../spec/runJobSpec.js';
+import { diagnoseImage, isLinuxAmd64 } from '../verdict/judgeImage.js';
+import type { Contract, DoctorCheck } from './doctorCheck.js';
+import { filesChecks, serverChecks } from './liveChecks.js';
+import { type ImageFilesystemReport, scanImageFilesystem } from './scanImageFilesystem.js';
+import { guessContract, staticChecks } from './staticChecks.js';
+
+export interface DoctorOptions {
+  image: string;
+  contract?: Contract | 'auto';
+  port?: number;
+  healthRoute?: string;
+  predictRoute?: string;
+  /** A sample input: instances (jsonl) for a server, an input file for the file contract. */
+  sample?: string;
+  machineType?: string;
+  args?: string[];
+  env?: string[];
+  pull?: PullPolicy;
+  startupTimeout?: string;
+  timeout?: string;
+  /** Only the checks that do not run the container. */
+  staticOnly?: boolean;
+  cwd?: string;
+}
+
+export interface DoctorReport {
+  image: string;
+  platform?: string;
+  contract?: { guess: Contract; reasons: string[]; used: Contract };
+  checks: DoctorCheck[];
+  /** True when no check failed. */
+  ok: boolean;
+}
+
+const CLEANUP_BUDGET_MS = 30_000;
+
+/** Checks an image against Vertex before any job runs: statically, then briefly live. */
+export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {}): Promise<DoctorReport> {
+  const logger = hooks.logger ?? pino({ level: 'silent' });
+  const progress = hooks.onProgress ?? (() => undefined);
+  const cwd = options.cwd ?? process.cwd();
+  if (!options.image) throw usageError('MISSING_IMAGE', 'image: no container image given.', 'Pass --image <ref>.');
+  if (options.contract && !['files', 'server', 'auto'].includes(options.contract)) {
+    throw usageError('INVALID_CONTRACT', `--contract: "${options.contract}" is not files, server or auto.`, 'Use --contract files, server or auto.');
+  }
+  const machine = getMachineType(options.machineType ?? DEFAULT_MACHINE_TYPE, '--machine-type');
+  const port = options.port ?? 8080;
+  const sample = options.sample ? path.resolve(cwd, options.sample) : undefined;
+  const sampleText = sample
+    ? await readFile(sample, 'utf8').catch(() => {
+        throw usageError('SAMPLE_UNREADABLE', `--sample: cannot read "${sample}".`, 'Pass an existing file of sample input.');
+      })
+    : undefined;
+
+  const engine = hooks.engine ?? (await ContainerEngine.connect());
+  const got = await ensureImage(engine, options.image, options.pull ?? 'missing', progress);
+  if ('pullFailure' in got) {
+    const d = diagnoseImage({ imageUri: options.image, pullFailure: got.pullFailure })!;
+    return { image: options.image, checks: [{ id: 'image', title: 'Image', status: 'fail', summary: d.message, evidence: d.evidence ?? [], ...(d.fix ? { fix: d.fix } : {}) }], ok: false };
+  }
+  const image = got.image;
+  const host = await engine.hostInfo();
+
+  progress('reading the image filesystem');
+  const resources = new JobResources(engine, newJobId(), logger);
+  let filesystem: ImageFilesystemReport;
+  try {
+    const probe = await resources.container({ name: `vbe-doctor-${resources.jobId}`, image: options.image, entrypoint: ['/vbe-never-runs'], env: [], nanoCpus: 1e9, memoryBytes: 256 * 1024 ** 2, mounts: [] });
+    filesystem = await scanImageFilesystem(await probe.exportFilesystem(), image.env, [image.workingDir || '/']);
+  } finally {
+    await resources.cleanup(CLEANUP_BUDGET_MS);
+  }
+  const guess = guessContract(image);
+  const used: Contract = !options.contract || options.contract === 'auto' ? guess.contract : options.contract;
+  const checks = staticChecks({
+    imageUri: options.image,
+    image,
+    history: await engine.imageHistory(options.image),
+    hostArchitecture: host.architecture,
+    filesystem,
+    port,
+    contract: used,
+    ...(options.args ? { args: options.args } : {}),
+  });
+  checks.push(
+    used === guess.contract
+      ? { id: 'contract', title: 'Contract', status: 'pass', summary: `${used === 'server' ? 'a prediction server (vbe batch-predict)' : 'a run-to-completion job (vbe run)'}: ${guess.reasons.join('; ')}` }
+      : {
+          id: 'contract',
+          title: 'Contract',
+          status: 'warn',
+          summary: `checked as ${used === 'server' ? 'a prediction server' : 'a run-to-completion job'}, but it looks like ${guess.contract === 'server' ? 'a prediction server' : 'a run-to-completion job'} (${guess.reasons.join('; ')})`,
+        },
+  );
+
+  if (!options.staticOnly && isLinuxAmd64(image)) {
+    const work = await mkdtemp(path.join(os.tmpdir(), 'vbe-doctor-'));
+    try {
+      const common = { image: options.image, pull: 'never' as const, machineType: machine.name, cwd, ...(options.args ? { args: options.args } : {}), ...(options.env ? { env: options.env } : {}) };
+      const jobHooks = { logger, ...(hooks.signal ? { signal: hooks.signal } : {}), onProgress: progress };
+      if (used === 'files') {
+        const input = sample ?? path.join(work, 'sample.jsonl');
+        if (!sample) await writeFile(input, '{"instance": 1}\n');
+        progress('running it once under the file contract');
+        const job = await runJob({ ...common, inputs: [input], output: path.join(work, 'output'), timeout: options.timeout ?? '2m' }, jobHooks);
+        checks.push(...filesChecks(job, Boolean(sample)));
+      } else {
+        const input = sample ?? path.join(work, 'empty.jsonl');
+        if (!sample) await writeFile(input, '');
+        const count = sampleText ? sampleText.split('\n').filter((l) => l.trim()).length : 0;
+        progress('starting it as a model server');
+        const job = await batchPredict(
+          {
+            ...common,
+            inputs: [input],
+            instancesFormat: 'jsonl',
+            output: path.join(work, 'output'),
+            port,
+            batchSize: Math.max(1, Math.min(count, 100_000)),
+            retries: 0,
+            startupTimeout: options.startupTimeout ?? '2m',
+            requestTimeout: options.timeout ?? '2m',
+            ...(options.healthRoute ? { healthRoute: options.healthRoute } : {}),
+            ...(options.predictRoute ? { predictRoute: options.predictRoute } : {}),
+          },
+          jobHooks,
+        );
+        checks.push(...serverChecks(job, count));
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  return {
+    image: options.image,
+    platform: `${image.os}/${image.architecture}`,
+    contract: { guess: guess.contract, reasons: guess.reasons, used },
+    checks,
+    ok: checks.every((c) => c.status !== 'fail'),
+  };
+}

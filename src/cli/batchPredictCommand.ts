@@ -6,7 +6,7 @@ import type { BatchPredictOptions, OutputNaming } from '../spec/batchPredictSpec
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { INSTANCES_FORMATS } from '../spec/vertexSchemas.js';
 import type { CliContext } from './cliContext.js';
-import { collectParts } from './runCommand.js';
+import { collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
 
 interface BatchFlags {
   image?: string;
@@ -40,12 +40,12 @@ interface BatchFlags {
   displayName?: string;
   quiet?: boolean;
   json?: boolean;
+  secretEnv?: string[];
+  maxLogSize?: string;
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value.trim())) throw usageError('INVALID_NUMBER', `${flag}: "${value}" is not a whole number.`, `Give ${flag} a whole number.`);
-  return Number(value);
+  return value === undefined ? undefined : wholeNumber(value, flag);
 }
 
 function list(value: string | undefined): string[] | undefined {
@@ -90,6 +90,7 @@ export function toBatchPredictOptions(f: BatchFlags): BatchPredictOptions {
   set('spec', f.spec);
   set('pull', f.pull);
   set('displayName', f.displayName);
+  Object.assign(o, commonJobFlags(f));
   return o;
 }
 
@@ -125,6 +126,8 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--spec <file>', 'a BatchPredictionJob REST body (JSON or YAML); flags override it')
     .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))
     .option('--display-name <name>', 'the job displayName')
+    .option('--secret-env <NAME[=VALUE]...>', 'secret environment variable (NAME alone: taken from your environment); its value is masked everywhere')
+    .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--quiet', "do not stream the servers' output")
     .option('--json', 'print the final BatchPredictionJob resource as JSON on stdout')
     .action(async (flags: BatchFlags) => {

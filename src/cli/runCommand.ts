@@ -24,6 +24,10 @@ interface RunFlags {
   stopGrace?: string;
   maxOutputFileSize?: string;
   quiet?: boolean;
+  secretEnv?: string[];
+  maxLogSize?: string;
+  maxRestarts?: string;
+  restartExitCodes?: string;
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -46,6 +50,19 @@ export function collectParts(flag: string) {
   };
 }
 
+/** Flags both job commands share, as options. */
+export function commonJobFlags(flags: { secretEnv?: string[]; maxLogSize?: string }): Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes'> {
+  const out: Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes'> = {};
+  if (flags.secretEnv?.length) out.secretEnv = flags.secretEnv;
+  if (flags.maxLogSize) out.maxLogBytes = parseSizeBytes(flags.maxLogSize, '--max-log-size');
+  return out;
+}
+
+export function wholeNumber(value: string, flag: string): number {
+  if (!/^\d+$/.test(value.trim())) throw usageError('INVALID_NUMBER', `${flag}: "${value}" is not a whole number.`, `Give ${flag} a whole number.`);
+  return Number(value);
+}
+
 export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   const options: RunJobOptions = {};
   if (flags.image) options.image = flags.image;
@@ -63,6 +80,12 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   if (flags.modelDir) options.modelDir = flags.modelDir;
   if (flags.stopGrace) options.stopGrace = flags.stopGrace;
   if (flags.maxOutputFileSize) options.maxOutputFileBytes = parseSizeBytes(flags.maxOutputFileSize, '--max-output-file-size');
+  Object.assign(options, commonJobFlags(flags));
+  if (flags.maxRestarts !== undefined) options.maxRestarts = wholeNumber(flags.maxRestarts, '--max-restarts');
+  if (flags.restartExitCodes !== undefined) {
+    options.restartExitCodes =
+      flags.restartExitCodes === 'vertex' ? 'vertex' : flags.restartExitCodes.split(',').map((c) => wholeNumber(c.trim(), '--restart-exit-codes'));
+  }
   return options;
 }
 
@@ -84,6 +107,10 @@ export function runCommand(context: CliContext): Command {
     .option('--model-dir <dir>', 'model directory (local or gs://) staged into the container; sets AIP_MODEL_DIR')
     .option('--stop-grace <duration>', 'time between SIGTERM and SIGKILL when cancelling (default 10s)')
     .option('--max-output-file-size <size>', 'largest output file copied back (default 4GiB)')
+    .option('--secret-env <NAME[=VALUE]...>', 'secret environment variable (NAME alone: taken from your environment); its value is masked everywhere')
+    .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
+    .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
+    .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")
     .option('--quiet', "do not stream the container's output")
     .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
     .action(async (flags: RunFlags) => {

@@ -162,7 +162,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           const hostPort = await start.started.publishedPort(spec.port);
           const capture = new LogCapture(
             { stdout: path.join(recordDir, `replica-${index}.stdout.log`), stderr: path.join(recordDir, `replica-${index}.stderr.log`) },
-            { maxSavedBytes: 256 * 1024 * 1024, ...(hooks.onContainerLine ? { onLine: (ch, line) => hooks.onContainerLine!(ch, spec.replicaCount > 1 ? `[replica-${index}] ${line}` : line) } : {}) },
+            { maxSavedBytes: base.maxLogBytes, secrets: base.secrets, ...(hooks.onContainerLine ? { onLine: (ch, line) => hooks.onContainerLine!(ch, spec.replicaCount > 1 ? `[replica-${index}] ${line}` : line) } : {}) },
           );
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);

@@ -1,5 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { type LogSignal, scanLogLine } from '../verdict/scanLogLine.js';
 
 export type LogChannel = 'stdout' | 'stderr';
@@ -8,64 +9,84 @@ export interface LogCaptureOptions {
   /** Bytes saved per stream before the saved log is cut (the live view goes on). */
   maxSavedBytes: number;
   onLine?: (channel: LogChannel, line: string) => void;
+  /** Values that must never appear in logs, live or saved (secret env values). */
+  secrets?: readonly string[];
 }
 
 const MAX_LINE_CHARS = 64 * 1024;
 const MAX_SIGNALS = 50;
 const TAIL_LINES = 40;
 
+/** Replaces every occurrence of each secret value with `***`. */
+export function maskSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join('***');
+  return out;
+}
+
 /**
  * Streams a container's stdout and stderr to their own files and to a line callback, never
- * holding more than one line (itself capped) in memory, and scans each line for known failures.
+ * holding more than one line (itself capped) in memory, masking secret values, and scanning each
+ * line for known failures. The saved log is cut at `maxSavedBytes` with a note.
  */
 export class LogCapture {
   readonly signals: LogSignal[] = [];
   readonly tail: Array<{ channel: LogChannel; line: string }> = [];
   readonly truncated: Record<LogChannel, boolean> = { stdout: false, stderr: false };
+  private readonly saved: Record<LogChannel, number> = { stdout: 0, stderr: 0 };
 
   constructor(
     readonly files: Record<LogChannel, string>,
     private readonly options: LogCaptureOptions,
   ) {}
 
-  /** Resolves when the stream has ended and its file is flushed. */
-  async capture(channel: LogChannel, stream: Readable): Promise<void> {
-    const file = createWriteStream(this.files[channel]);
-    let saved = 0;
+  /** Resolves when the stream has ended and its file is flushed. Appends: restarts share files. */
+  async capture(channel: LogChannel, stream: Readable, banner?: string): Promise<void> {
+    const file = createWriteStream(this.files[channel], { flags: 'a' });
+    const decoder = new StringDecoder('utf8');
+    const secrets = this.options.secrets ?? [];
     let pending = '';
-    const emit = (line: string) => {
-      const signal = scanLogLine(line);
-      if (signal && this.signals.length < MAX_SIGNALS) this.signals.push(signal);
-      this.tail.push({ channel, line });
-      if (this.tail.length > TAIL_LINES) this.tail.shift();
-      this.options.onLine?.(channel, line);
-    };
-    const save = (chunk: Buffer) => {
-      if (saved >= this.options.maxSavedBytes) return;
-      const room = this.options.maxSavedBytes - saved;
-      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-      saved += part.length;
+    const save = (text: string) => {
+      if (this.saved[channel] >= this.options.maxSavedBytes) return;
+      const bytes = Buffer.byteLength(text);
+      const room = this.options.maxSavedBytes - this.saved[channel];
+      const part = bytes > room ? Buffer.from(text).subarray(0, room) : text;
+      this.saved[channel] += Math.min(bytes, room);
       if (!file.write(part)) {
         stream.pause();
         file.once('drain', () => stream.resume());
       }
-      if (saved >= this.options.maxSavedBytes) {
+      if (this.saved[channel] >= this.options.maxSavedBytes) {
         this.truncated[channel] = true;
-        file.write(`\n[vbe: log cut at ${this.options.maxSavedBytes} bytes; the rest was shown live but not saved]\n`);
+        file.write(`\n[vbe: log cut at ${this.options.maxSavedBytes} bytes (--max-log-size); the rest was shown live but not saved]\n`);
       }
     };
+    const emit = (raw: string, ended: boolean) => {
+      const line = maskSecrets(raw, secrets);
+      save(ended ? `${line}\n` : line);
+      const shown = line.replace(/\r$/, '');
+      const signal = scanLogLine(shown);
+      if (signal && this.signals.length < MAX_SIGNALS) this.signals.push(signal);
+      this.tail.push({ channel, line: shown });
+      if (this.tail.length > TAIL_LINES) this.tail.shift();
+      this.options.onLine?.(channel, shown);
+    };
+    if (banner) save(`${banner}\n`);
     stream.on('data', (chunk: Buffer) => {
-      save(chunk);
-      pending += chunk.toString('utf8');
+      pending += decoder.write(chunk);
       let newline = pending.indexOf('\n');
       while (newline !== -1) {
-        emit(pending.slice(0, newline).replace(/\r$/, ''));
+        emit(pending.slice(0, newline), true);
         pending = pending.slice(newline + 1);
         newline = pending.indexOf('\n');
       }
-      if (pending.length > MAX_LINE_CHARS) {
-        emit(`${pending.slice(0, MAX_LINE_CHARS)} [vbe: line continues]`);
-        pending = '';
+      // One endless line is shown and saved in pieces, never held whole. The cut keeps a few
+      // characters back so a secret that straddles it is still masked.
+      const keep = Math.max(0, ...secrets.map((s) => s.length - 1));
+      if (pending.length > MAX_LINE_CHARS + keep) {
+        const cut = safeCut(pending, secrets, pending.length - keep);
+        emit(pending.slice(0, cut), false);
+        pending = pending.slice(cut);
       }
     });
     await new Promise<void>((resolve) => {
@@ -73,9 +94,28 @@ export class LogCapture {
       stream.once('close', resolve);
       stream.once('error', resolve);
     });
-    if (pending) emit(pending);
+    pending += decoder.end();
+    if (pending) emit(pending, false);
     await closeFile(file);
   }
+}
+
+/** Moves a cut point back so that no secret occurrence straddles it. */
+export function safeCut(text: string, secrets: readonly string[], at: number): number {
+  let cut = at;
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const secret of secrets) {
+      if (!secret) continue;
+      const from = Math.max(0, cut - secret.length + 1);
+      const found = text.indexOf(secret, from);
+      if (found !== -1 && found < cut && found + secret.length > cut) {
+        cut = found;
+        moved = true;
+      }
+    }
+  }
+  return cut;
 }
 
 function closeFile(file: WriteStream): Promise<void> {

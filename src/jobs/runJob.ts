@@ -8,7 +8,7 @@ import {
   type StartedContainer,
 } from '../runtime/containerEngine.js';
 import { ensureImage } from './ensureImage.js';
-import { type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
+import { type RunAttempt, type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT } from '../spec/gcsUri.js';
 import { type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
@@ -21,13 +21,12 @@ import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
-import { LogCapture, type LogChannel } from './logCapture.js';
+import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 
 /** The emulator's record directory inside the output directory. */
 export const RECORD_DIR_NAME = '.vbe';
 const CLEANUP_BUDGET_MS = 30_000;
-const MAX_SAVED_LOG_BYTES = 256 * 1024 * 1024;
 const MAX_ADDED_PATHS = 10_000;
 
 export interface RunJobHooks {
@@ -96,6 +95,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   let args: string[] | undefined;
   let capture: LogCapture | undefined;
   let cleanupLeftovers: string[] = [];
+  const attempts: RunAttempt[] = [];
   const cancelled = () => hooks.signal?.aborted === true;
 
   await mkdir(recordDir, { recursive: true });
@@ -125,12 +125,10 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       args = spec.args?.map((part) => expandVertexReferences(part, built.variables));
 
       // 4. Volumes, container, staging.
-      const created = await timed('stage', async () => {
-        const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);
-        const mounts = [{ volume: await resources.volume(`vbe-${jobId}-data`), target: DATA_MOUNT }];
-        if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
-        const created = await resources.container({
-          name: `vbe-${jobId}-${PRIMARY_REPLICA}`,
+      const mounts = [{ volume: `vbe-${jobId}-data`, target: DATA_MOUNT }];
+      const newReplica = (attempt: number) =>
+        resources.container({
+          name: `vbe-${jobId}-${PRIMARY_REPLICA}${attempt > 0 ? `-attempt-${attempt + 1}` : ''}`,
           image: spec.imageUri,
           ...(command ? { entrypoint: command } : {}),
           ...(args ? { cmd: args } : {}),
@@ -139,6 +137,11 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           memoryBytes: limits.memoryBytes,
           mounts,
         });
+      const created = await timed('stage', async () => {
+        const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);
+        await resources.volume(`vbe-${jobId}-data`);
+        if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
+        const created = await newReplica(0);
         await createWritableDirs(created, [output.containerDir]);
         const fileCount = inputs.files.length + (model?.files.length ?? 0);
         progress(`staging ${fileCount} file(s), ${formatBytes(inputs.totalBytes + (model?.totalBytes ?? 0))}`);
@@ -148,17 +151,42 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
 
       if (cancelled()) observation.cancelled = true;
       else {
-        // 5. Run: stream logs, enforce the timeout, honour cancellation.
+        // 5. Run: stream logs, enforce the timeout, honour cancellation; restart by policy.
         progress(`running ${spec.imageUri} on ${limits.machineType} (${limits.cpus} CPU, ${formatBytes(limits.memoryBytes)})`);
         startTime = new Date();
+        capture = new LogCapture(logFiles, {
+          maxSavedBytes: spec.maxLogBytes,
+          secrets: spec.secrets,
+          ...(hooks.onContainerLine ? { onLine: hooks.onContainerLine } : {}),
+        });
+        const deadline = Date.now() + spec.timeoutMs;
         const exited = await timed('run', async () => {
-          const start = await created.start();
-          if ('startError' in start) {
-            observation.startError = start.startError;
-            return start.exited;
+          let replica = created;
+          for (let attempt = 0; ; attempt++) {
+            const attemptStarted = Date.now();
+            delete observation.startError;
+            const start = await replica.start();
+            let result: ExitedContainer;
+            if ('startError' in start) {
+              observation.startError = maskSecrets(start.startError, spec.secrets);
+              result = start.exited;
+            } else {
+              const banner = attempt > 0 ? `[vbe: attempt ${attempt + 1}]` : undefined;
+              result = await runToExit(start.started, capture!, deadline - Date.now(), spec, hooks.signal, observation, progress, banner);
+            }
+            const exitCode = observation.startError && !result.exitCode ? 127 : result.exitCode;
+            attempts.push({
+              attempt: attempt + 1,
+              exitCode,
+              oomKilled: result.oomKilled,
+              durationMs: Date.now() - attemptStarted,
+              ...(observation.startError ? { startError: observation.startError } : {}),
+            });
+            const restartable = exitCode !== 0 && (spec.restartExitCodes ? spec.restartExitCodes.includes(exitCode) : true);
+            if (!restartable || attempt >= spec.maxRestarts || observation.timedOut || observation.cancelled || Date.now() >= deadline) return result;
+            progress(`replica exited with status ${exitCode}: restarting (attempt ${attempt + 2} of ${spec.maxRestarts + 1})`);
+            replica = await newReplica(attempt + 1);
           }
-          capture = new LogCapture(logFiles, { maxSavedBytes: MAX_SAVED_LOG_BYTES, ...(hooks.onContainerLine ? { onLine: hooks.onContainerLine } : {}) });
-          return runToExit(start.started, capture, spec, hooks.signal, observation, progress);
         });
         observation.exitCode = exited.exitCode;
         observation.oomKilled = exited.oomKilled && !observation.timedOut && !observation.cancelled;
@@ -205,7 +233,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       jobId,
       image: imageRecord(spec.imageUri, pulled, image),
       limits: limitsRecord(limits),
-      ...(image ? { container: containerRecord(image, command, args) } : {}),
+      ...(image ? { container: containerRecord(image, command?.map((c) => maskSecrets(c, spec.secrets)), args?.map((a) => maskSecrets(a, spec.secrets))) } : {}),
+      attempts,
       environment: vertexEnvironmentRecord(environment, spec.env),
       userEnvNames: spec.env.map((e) => e.name),
       exitCode: observation.exitCode ?? null,
@@ -230,7 +259,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       diagnoses,
       warnings,
       logs: { ...logFiles, truncated: capture ? capture.truncated.stdout || capture.truncated.stderr : false },
-      logTail: capture ? capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)) : observation.startError ? [observation.startError] : [],
+      logTail: capture?.tail.length ? capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)) : observation.startError ? [observation.startError] : [],
       recordFile,
     },
   };
@@ -242,19 +271,21 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
 async function runToExit(
   started: StartedContainer,
   capture: LogCapture,
+  timeoutMs: number,
   spec: RunJobSpec,
   signal: AbortSignal | undefined,
   observation: RunObservation,
   progress: (message: string) => void,
+  banner?: string,
 ): Promise<ExitedContainer> {
   const logs = await started.followLogs();
   const memory = await started.watchMemory();
-  const captured = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
+  const captured = Promise.all([capture.capture('stdout', logs.stdout, banner), capture.capture('stderr', logs.stderr, banner)]);
   const timer = setTimeout(() => {
     observation.timedOut = true;
     progress(`timeout of ${spec.timeoutMs} ms reached: killing the container`);
     started.kill().catch(() => undefined);
-  }, spec.timeoutMs);
+  }, Math.max(0, timeoutMs));
   const onAbort = () => {
     observation.cancelled = true;
     progress(`cancelling: stopping the container (grace ${Math.round(spec.stopGraceMs / 1000)}s)`);

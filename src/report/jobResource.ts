@@ -8,6 +8,15 @@ export interface PhaseTiming {
   durationMs: number;
 }
 
+/** One start of the replica (more than one with --max-restarts). */
+export interface RunAttempt {
+  attempt: number;
+  exitCode: number;
+  oomKilled: boolean;
+  durationMs: number;
+  startError?: string;
+}
+
 /** The emulator's own facts about a run, beside Vertex's fields. */
 export interface RunEmulatorSection {
   contract: 'files';
@@ -15,6 +24,7 @@ export interface RunEmulatorSection {
   image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
   limits?: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
   container?: { command?: string[]; args?: string[]; user: string };
+  attempts: RunAttempt[];
   environment: Record<string, string>;
   userEnvNames: string[];
   exitCode: number | null;

@@ -34,6 +34,17 @@ export interface RunJobOptions {
   maxOutputFileBytes?: number;
   /** Directory relative paths are resolved against (default: process.cwd()). */
   cwd?: string;
+  /**
+   * Environment variables whose values are secret: `K=V`, or `K` alone to take the value from
+   * this process's environment. Their values never appear in logs, job.json or diagnoses.
+   */
+  secretEnv?: string[] | Record<string, string>;
+  /** Bytes of each container log stream saved to disk (the live view is not cut). */
+  maxLogBytes?: number;
+  /** Restarts of a replica that exits non-zero (Vertex retries some exits). Default 0. */
+  maxRestarts?: number;
+  /** Which exit codes are restarted: a list, or 'vertex' for 134 and 139 (SIGABRT, SIGSEGV). Default: any non-zero. */
+  restartExitCodes?: number[] | 'vertex';
 }
 
 /** A path or URI as written, with the directory a relative local path is relative to. */
@@ -58,6 +69,12 @@ export interface RunJobSpec {
   pullPolicy: PullPolicy;
   gcsRoot: string;
   maxOutputFileBytes: number;
+  /** Secret values to mask wherever the emulator prints or records anything. */
+  secrets: string[];
+  maxLogBytes: number;
+  maxRestarts: number;
+  /** Undefined: any non-zero exit is restarted (when maxRestarts > 0). */
+  restartExitCodes?: number[];
   /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
   warnings: string[];
 }
@@ -65,6 +82,8 @@ export interface RunJobSpec {
 export const DEFAULT_TIMEOUT = '30m';
 export const DEFAULT_STOP_GRACE = '10s';
 export const DEFAULT_MAX_OUTPUT_FILE_BYTES = 4 * 1024 ** 3;
+export const DEFAULT_MAX_LOG_BYTES = 256 * 1024 ** 2;
+export const VERTEX_RESTARTED_EXIT_CODES = [134, 139];
 
 /** Reads the spec file (if any), merges the options over it and validates the result. */
 export async function resolveRunJobSpec(options: RunJobOptions): Promise<RunJobSpec> {
@@ -127,6 +146,22 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   }
 
   const env = mergeEnv(containerSpec.env ?? [], options.env, specField);
+  const secrets: string[] = [];
+  for (const [name, value] of secretPairs(options.secretEnv)) {
+    checkEnvName(name, `--secret-env ${name}`);
+    const existing = env.findIndex((e) => e.name === name);
+    if (existing >= 0) env.splice(existing, 1);
+    env.push({ name, value });
+    if (value) secrets.push(value);
+  }
+  const maxLogBytes = options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES;
+  if (!Number.isSafeInteger(maxLogBytes) || maxLogBytes < 1024) {
+    throw usageError('INVALID_SIZE', `--max-log-size: ${maxLogBytes} is not a size of at least 1 KiB.`, 'Give a size such as 100MB.');
+  }
+  const maxRestarts = options.maxRestarts ?? 0;
+  if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 10) {
+    throw usageError('INVALID_NUMBER', `--max-restarts: ${maxRestarts} is not a whole number from 0 to 10.`, 'Give --max-restarts 0 to 10.');
+  }
 
   const timeoutText = options.timeout ?? file.jobSpec?.scheduling?.timeout ?? file.scheduling?.timeout ?? DEFAULT_TIMEOUT;
   const timeoutMs =
@@ -156,8 +191,13 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     pullPolicy,
     gcsRoot: path.resolve(dirs.cwd, options.gcsRoot ?? 'gcs'),
     maxOutputFileBytes,
+    secrets,
+    maxLogBytes,
+    maxRestarts,
     warnings,
   };
+  const restartCodes = options.restartExitCodes === 'vertex' ? VERTEX_RESTARTED_EXIT_CODES : options.restartExitCodes;
+  if (restartCodes) spec.restartExitCodes = restartCodes;
   const command = options.command ?? containerSpec.command;
   const args = options.args ?? containerSpec.args;
   if (command) spec.command = command;
@@ -174,6 +214,20 @@ function defaultDisplayName(imageUri: string): string {
 }
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function secretPairs(secretEnv: RunJobOptions['secretEnv']): Array<[string, string]> {
+  if (!secretEnv) return [];
+  if (!Array.isArray(secretEnv)) return Object.entries(secretEnv);
+  return secretEnv.map((item) => {
+    const eq = item.indexOf('=');
+    if (eq > 0) return [item.slice(0, eq), item.slice(eq + 1)];
+    const fromEnv = process.env[item];
+    if (fromEnv === undefined) {
+      throw usageError('SECRET_NOT_SET', `--secret-env ${item}: no value given and ${item} is not set in this environment.`, `Export ${item} before running vbe, or write --secret-env ${item}=VALUE.`);
+    }
+    return [item, fromEnv];
+  });
+}
 
 function mergeEnv(specEnv: ReadonlyArray<{ name: string; value: string }>, flags: RunJobOptions['env'], specField: string): EnvVar[] {
   const merged: EnvVar[] = specEnv.map((e, i) => {

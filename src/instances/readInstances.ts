@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse';
 import { gcsHostPath, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
@@ -39,18 +38,74 @@ export async function* readInstances(files: readonly string[], format: ReadableF
   }
 }
 
-async function* lines(file: string): AsyncGenerator<string> {
-  const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const line of rl) if (line.trim() !== '') yield line;
+/** Longest input line (one instance) read; a longer one becomes an error record. */
+export const MAX_RECORD_BYTES = 32 * 1024 * 1024;
+
+type Line = { ok: true; text: string; number: number } | { ok: false; number: number; message: string; echo: string };
+
+/**
+ * Splits a file into lines without ever holding more than MAX_RECORD_BYTES of one line: a longer
+ * line is skipped to its end and reported; a line that is not valid UTF-8 is reported too.
+ */
+export async function* lines(file: string, maxBytes = MAX_RECORD_BYTES): AsyncGenerator<Line> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let parts: Buffer[] = [];
+  let length = 0;
+  let tooLong = false;
+  let number = 0;
+  const finish = (): Line | undefined => {
+    number += 1;
+    if (tooLong) {
+      const message = `Line ${number} is longer than ${maxBytes} bytes (at least ${length}); it was skipped.`;
+      return { ok: false, number, message, echo: `(line ${number}, ${length}+ bytes)` };
+    }
+    const bytes = Buffer.concat(parts, length);
+    try {
+      const text = decoder.decode(bytes).replace(/\r$/, '');
+      return text.trim() === '' ? undefined : { ok: true, text, number };
+    } catch {
+      return { ok: false, number, message: `Line ${number} is not valid UTF-8.`, echo: bytes.subarray(0, 200).toString('latin1') };
+    }
+  };
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      if (!tooLong) parts.push(piece);
+      length += piece.length;
+      if (length > maxBytes) tooLong = true;
+      const line = finish();
+      if (line) yield line;
+      parts = [];
+      length = 0;
+      tooLong = false;
+      start = nl + 1;
+    }
+    const rest = chunk.subarray(start);
+    length += rest.length;
+    if (length > maxBytes) {
+      tooLong = true;
+      parts = [];
+    } else if (rest.length) parts.push(Buffer.from(rest));
+  }
+  if (length > 0 || parts.length > 0) {
+    const line = finish();
+    if (line) yield line;
+  }
 }
 
 async function* readJsonl(file: string, config: InstanceConfig): AsyncGenerator<InstanceRecord> {
-  for await (const line of lines(file)) {
+  for await (const item of lines(file)) {
+    if (!item.ok) {
+      yield { ok: false, echo: item.echo, message: `${path.basename(file)}: ${item.message}` };
+      continue;
+    }
+    const line = item.text;
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (error) {
-      yield { ok: false, echo: line.length > 1000 ? `${line.slice(0, 1000)}…` : line, message: `Invalid JSON instance: ${(error as Error).message}` };
+      yield { ok: false, echo: line.length > 1000 ? `${line.slice(0, 1000)}…` : line, message: `Invalid JSON instance (${path.basename(file)} line ${item.number}): ${(error as Error).message}` };
       continue;
     }
     yield applyInstanceConfig(value, config);
@@ -80,8 +135,12 @@ async function* readCsv(file: string, config: InstanceConfig): AsyncGenerator<In
 }
 
 async function* readFileList(file: string, context: ReadContext): AsyncGenerator<InstanceRecord> {
-  for await (const line of lines(file)) {
-    const uri = line.trim();
+  for await (const item of lines(file)) {
+    if (!item.ok) {
+      yield { ok: false, echo: item.echo, message: `${path.basename(file)}: ${item.message}` };
+      continue;
+    }
+    const uri = item.text.trim();
     let hostPath: string;
     try {
       hostPath = isGcsUri(uri) ? gcsHostPath(parseGcsUri(uri, 'file-list entry'), context.gcsRoot) : path.resolve(path.dirname(file), uri);

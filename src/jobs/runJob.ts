@@ -205,6 +205,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           );
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
+          if (collection.error) observation.collectionError = collection.error;
         }
       }
     } else if (cancelled()) observation.cancelled = true;
@@ -251,6 +252,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       outputs: {
         hostDirectory: output.hostDir,
         containerDirectory: output.containerDir,
+        complete: collection?.complete ?? false,
         fileCount: collection?.fileCount ?? 0,
         totalBytes: collection?.totalBytes ?? 0,
         files: collection?.files ?? [],

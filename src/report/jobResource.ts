@@ -1,4 +1,5 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { emulatorError } from '../errors.js';
 import path from 'node:path';
 import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
 
@@ -35,7 +36,7 @@ export interface RunEmulatorSection {
   durationMs: number;
   phases: PhaseTiming[];
   inputs: { fileCount: number; totalBytes: number; files: Array<{ source: string; containerPath: string; sizeBytes: number }> };
-  outputs: { hostDirectory: string; containerDirectory: string; fileCount: number; totalBytes: number; files: Array<{ path: string; sizeBytes: number }>; refused: Array<{ path: string; reason: string }> };
+  outputs: { hostDirectory: string; containerDirectory: string; complete: boolean; fileCount: number; totalBytes: number; files: Array<{ path: string; sizeBytes: number }>; refused: Array<{ path: string; reason: string }> };
   diagnoses: Diagnosis[];
   warnings: string[];
   logs: { stdout: string; stderr: string; truncated: boolean };
@@ -57,11 +58,19 @@ export interface RunJobResource {
   emulator: RunEmulatorSection;
 }
 
-/** Writes JSON atomically (temp file + rename), so a crash never leaves a half-written record. */
+/**
+ * Writes JSON atomically (temp file + rename), so a crash or a full disk never leaves a
+ * half-written record; failing to write it at all is an emulator error (exit 3).
+ */
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
-  await rename(temp, file);
+  try {
+    await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw emulatorError('RECORD_WRITE_FAILED', `Could not write the job record ${file}: ${(error as Error).message}`, 'Free disk space or choose another --output, then run again.', error);
+  }
 }
 
 /** A BatchPredictionJob resource (aiplatform v1 JSON), plus `emulator`. int64 counts are strings, as in REST. */

@@ -18,6 +18,10 @@ export interface RefusedEntry {
 
 export interface CollectionResult {
   hostDir: string;
+  /** False when copying stopped part-way (disk full, I/O error): the files listed are complete, the rest were not copied. */
+  complete: boolean;
+  /** Why copying stopped, when it did. */
+  error?: string;
   fileCount: number;
   totalBytes: number;
   /** The first files collected (the full list can be millions long; the count is exact). */
@@ -47,7 +51,7 @@ const REFUSED_LIMIT = 100;
 export async function collectOutputs(archive: Readable, hostDir: string, options: CollectOptions): Promise<CollectionResult> {
   await mkdir(hostDir, { recursive: true });
   const root = await realpath(hostDir);
-  const result: CollectionResult = { hostDir, fileCount: 0, totalBytes: 0, files: [], refused: [] };
+  const result: CollectionResult = { hostDir, complete: true, fileCount: 0, totalBytes: 0, files: [], refused: [] };
   const listLimit = options.listLimit ?? LIST_LIMIT;
   const refuse = (entryPath: string, reason: string) => {
     if (result.refused.length < REFUSED_LIMIT) result.refused.push({ path: entryPath, reason });
@@ -56,80 +60,96 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
   const extract = tarStream.extract();
   const feeding = pipeline(archive, extract);
   feeding.catch(() => undefined); // surfaced through the iterator below
-  for await (const entry of extract as AsyncIterable<TarEntry>) {
-    const header = entry.header;
-    const relative = stripFirstComponent(header.name);
-    const drain = async () => {
-      for await (const _chunk of entry) {
-        // discard
-      }
-    };
-    if (relative === '') {
-      await drain();
-      continue;
-    }
-    const problem = unsafeName(relative) ?? reservedName(relative, options.reserved ?? []);
-    if (problem) {
-      refuse(relative, problem);
-      await drain();
-      continue;
-    }
-    const target = path.join(root, ...relative.split('/'));
-    switch (header.type) {
-      case 'directory':
-        await mkdir(target, { recursive: true });
-        if (!(await staysInside(root, target))) refuse(relative, 'directory resolves outside the output directory');
-        await drain();
-        break;
-      case 'file':
-      case 'contiguous-file': {
-        if (header.size > options.maxFileBytes) {
-          refuse(relative, `file of ${header.size} bytes is over the ${options.maxFileBytes}-byte cap (--max-output-file-size)`);
-          await drain();
-          break;
-        }
-        await mkdir(path.dirname(target), { recursive: true });
-        if (!(await staysInside(root, path.dirname(target)))) {
-          refuse(relative, 'parent directory resolves outside the output directory');
-          await drain();
-          break;
-        }
-        const existing = await lstat(target).catch(() => undefined);
-        if (existing && !existing.isFile()) {
-          refuse(relative, 'a non-file already exists at this path in the output directory');
-          await drain();
-          break;
-        }
-        // Write to a temporary name and rename, so an interrupted copy never leaves a half file.
-        const partial = `${target}.vbe-partial`;
-        try {
-          await pipeline(entry, createWriteStream(partial, { mode: 0o644 | (header.mode ?? 0) & 0o111 }));
-          await rename(partial, target);
-        } catch (error) {
-          await rm(partial, { force: true });
-          throw error;
-        }
-        result.fileCount += 1;
-        result.totalBytes += header.size;
-        if (result.files.length < listLimit) result.files.push({ path: relative, sizeBytes: header.size });
-        break;
-      }
-      case 'symlink':
-        refuse(relative, `symbolic link to "${header.linkname}" (links are not copied out)`);
-        await drain();
-        break;
-      case 'link':
-        refuse(relative, `hard link to "${header.linkname}" (links are not copied out)`);
-        await drain();
-        break;
-      default:
-        refuse(relative, `${header.type} (only regular files and directories are copied out)`);
-        await drain();
-    }
+  try {
+    await extractEntries();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;
+    // The host side failed (disk full...): keep what was copied whole, say what happened.
+    archive.destroy();
+    result.complete = false;
+    result.error = `${code}: ${(error as Error).message}`;
+    return result;
   }
-  await feeding;
   return result;
+
+  async function extractEntries(): Promise<void> {
+    for await (const entry of extract as AsyncIterable<TarEntry>) {
+      const header = entry.header;
+      const relative = stripFirstComponent(header.name);
+      const drain = async () => {
+        for await (const _chunk of entry) {
+          // discard
+        }
+      };
+      if (relative === '') {
+        await drain();
+        continue;
+      }
+      const problem = unsafeName(relative) ?? reservedName(relative, options.reserved ?? []);
+      if (problem) {
+        refuse(relative, problem);
+        await drain();
+        continue;
+      }
+      const target = path.join(root, ...relative.split('/'));
+      switch (header.type) {
+        case 'directory':
+          await mkdir(target, { recursive: true });
+          if (!(await staysInside(root, target))) refuse(relative, 'directory resolves outside the output directory');
+          await drain();
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          if (header.size > options.maxFileBytes) {
+            refuse(relative, `file of ${header.size} bytes is over the ${options.maxFileBytes}-byte cap (--max-output-file-size)`);
+            await drain();
+            break;
+          }
+          await mkdir(path.dirname(target), { recursive: true });
+          if (!(await staysInside(root, path.dirname(target)))) {
+            refuse(relative, 'parent directory resolves outside the output directory');
+            await drain();
+            break;
+          }
+          const existing = await lstat(target).catch(() => undefined);
+          if (existing && !existing.isFile()) {
+            refuse(relative, 'a non-file already exists at this path in the output directory');
+            await drain();
+            break;
+          }
+          // Write to a temporary name and rename, so an interrupted copy never leaves a half file.
+          const partial = `${target}.vbe-partial`;
+          try {
+            await pipeline(entry, createWriteStream(partial, { mode: 0o644 | (header.mode ?? 0) & 0o111 }));
+            await rename(partial, target);
+          } catch (error) {
+            await rm(partial, { force: true });
+            throw error;
+          }
+          result.fileCount += 1;
+          result.totalBytes += header.size;
+          if (result.files.length < listLimit) result.files.push({ path: relative, sizeBytes: header.size });
+          break;
+        }
+        case 'symlink':
+          refuse(relative, `symbolic link to "${header.linkname}" (links are not copied out)`);
+          await drain();
+          break;
+        case 'link':
+          refuse(relative, `hard link to "${header.linkname}" (links are not copied out)`);
+          await drain();
+          break;
+        default:
+          refuse(relative, `${header.type} (only regular files and directories are copied out)`);
+          await drain();
+      }
+    }
+    await feeding;
+  }
 }
+
+const LOCAL_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EFBIG', 'EMFILE', 'ENFILE']);
 
 function stripFirstComponent(name: string): string {
   const trimmed = name.replace(/^\.\//, '');

@@ -144,6 +144,15 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
     });
   }
 
+  if (o.collectionError) {
+    out.unshift({
+      code: 'OUTPUT_COLLECTION_FAILED',
+      severity: 'error',
+      message: `Copying the outputs back stopped part-way: ${o.collectionError}. Files that were copied are whole; the rest are missing.`,
+      fix: 'Free disk space where --output is (or choose another --output) and run again.',
+    });
+  }
+
   if (o.refusedOutputs.length > 0) {
     out.push({
       code: 'OUTPUT_REFUSED',

@@ -28,6 +28,8 @@ export interface RunObservation extends ImageObservation {
   logSignals: LogSignal[];
   machineType: string;
   memoryBytes: number;
+  /** Copying the outputs back stopped part-way (disk full, I/O error on the host). */
+  collectionError?: string;
   /** Highest memory use the engine reported while it ran (sampled about once a second). */
   peakMemoryBytes?: number;
   logFile?: string;
@@ -53,6 +55,9 @@ export function judgeRunJob(o: RunObservation): RunVerdict {
   const exitCode = o.exitCode ?? (o.startError ? 127 : 1);
   if (exitCode !== 0) {
     return failed('JOB_STATE_FAILED', RpcCode.INVALID_ARGUMENT, `The replica ${PRIMARY_REPLICA} exited with a non-zero status of ${exitCode}. Termination reason: Error.${logs}`);
+  }
+  if (o.collectionError) {
+    return failed('JOB_STATE_FAILED', RpcCode.INTERNAL, `vbe could not copy all outputs back (${o.collectionError}); only the files listed in the record are complete.`);
   }
   if (o.outputFileCount === 0) {
     return failed(

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from '../../src/instances/convertInstance.js';
-import { readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
+import { lines, readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
 import { encodeTfRecord, maskedCrc32c } from '../../src/instances/tfRecord.js';
 import { mergeBatchPredictSpec } from '../../src/spec/batchPredictSpec.js';
 import { predictionDirectoryName, predictionFileNames } from '../../src/staging/predictionOutputs.js';
@@ -61,6 +61,14 @@ describe('readers', () => {
     const records = await collect([f], 'jsonl');
     expect(records.map((r) => r.ok)).toEqual([true, true, false, true]);
     expect(records[2]).toMatchObject({ echo: 'not json', message: expect.stringContaining('Invalid JSON') });
+  });
+  it('lines: a line over the cap is skipped to its end and reported, invalid UTF-8 too, in bounded memory', async () => {
+    const f = await file('big.jsonl', Buffer.concat([Buffer.from('{"a":1}\n'), Buffer.alloc(100, 0x61), Buffer.from('\n{"b":2}\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), Buffer.from('{"c":3}')]));
+    const out = [];
+    for await (const l of lines(f, 16)) out.push(l.ok ? l.text : l.message);
+    expect(out).toEqual(['{"a":1}', 'Line 2 is longer than 16 bytes (at least 100); it was skipped.', '{"b":2}', 'Line 4 is not valid UTF-8.', '{"c":3}']);
+    const records = await collect([f], 'jsonl');
+    expect(records.map((r) => r.ok)).toEqual([true, false, true, false, true]); // under the real cap the long line is read (and is not JSON)
   });
   it('csv: header dropped, quoting respected', async () => {
     const f = await file('a.csv', 'name,n\n"x, y",3\n"4",5\n');

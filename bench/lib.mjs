@@ -1,6 +1,6 @@
 // Small helpers for bench/run.mjs: processes, docker, /proc sampling, statistics.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -127,4 +127,52 @@ export function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   const line = (r) => r.map((c, i) => String(c ?? '').padEnd(widths[i])).join('  ').trimEnd();
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/**
+ * Watches for other work on this machine while the bench runs (another vitest or vbe process,
+ * e.g. someone running `npm test`): with 2 cores, that skews timings. Samples /proc every second.
+ */
+export function watchContention(pattern = /vitest|dist\/cli\/main\.js|scripts\/demo/) {
+  const seen = new Map();
+  let samples = 0;
+  let contended = 0;
+  const loads = [];
+  const tick = () => {
+    samples += 1;
+    let foreign = false;
+    let pids = [];
+    try {
+      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      if (Number(pid) === process.pid) continue;
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        if (!pattern.test(cmd)) continue;
+        const ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+        if (ppid === process.pid) continue; // ours
+        foreign = true;
+        seen.set(pid, cmd.slice(0, 160));
+      } catch {
+        // gone
+      }
+    }
+    if (foreign) contended += 1;
+    try {
+      loads.push(Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]));
+    } catch {
+      // no loadavg
+    }
+  };
+  const timer = setInterval(tick, 1000);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      return { samples, contendedSamples: contended, contendedFraction: samples ? contended / samples : 0, foreignProcesses: [...seen.values()].slice(0, 20), maxLoad1: loads.length ? Math.max(...loads) : null };
+    },
+  };
 }

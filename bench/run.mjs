@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, ROOT, docker, dockerTimed, fmtBytes, fmtMs, fmtRate, median, round, runCli, sh, summary, table } from './lib.mjs';
+import { CLI, ROOT, docker, dockerTimed, fmtBytes, fmtMs, fmtRate, median, round, runCli, sh, summary, table, watchContention } from './lib.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const MODE = QUICK ? 'quick' : 'full';
@@ -39,6 +39,8 @@ const SIZES = QUICK
       instances: 1_000_000,
       instancesMem1x: 100_000,
     };
+/** The warm-up round of the 100,000-small-files cases uses this set (the quick mode's). */
+const SMALL_WARMUP = { files: 5_000, fileBytes: KiB };
 const REPS = QUICK
   ? { overhead: 4, stageLarge: 2, stageSmall: 2, collectLarge: 2, collectSmall: 2, dataplane: 2, memory1x: 1 }
   : { overhead: 10, stageLarge: 4, stageSmall: 3, collectLarge: 4, collectSmall: 3, dataplane: 3, memory1x: 2 };
@@ -135,14 +137,22 @@ function phase(record, name) {
 }
 
 /** Runs the vbe CLI, checks it SUCCEEDED, and returns the measured process plus its job record. */
-async function vbe(args, recordFile) {
+async function vbe(args, recordFile, { acceptFailure } = {}) {
   checkInterrupted();
   const r = await runCli(args);
   spawnedPids.add(r.pid);
-  if (r.code !== 0) throw new Error(`vbe ${args.slice(0, 1)} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+  if (r.code !== 0 && !(r.code === 1 && acceptFailure)) throw new Error(`vbe ${args.slice(0, 1)} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
   const record = await readJson(await recordFile());
-  return { ...r, record };
+  if (r.code !== 0 && !acceptFailure(record)) throw new Error(`vbe ${args.slice(0, 1)} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+  return { ...r, record, failed: r.code !== 0 };
 }
+
+/**
+ * A job with thousands of inputs cannot start: AIP_BATCH_INPUT_URIS lists every file, and Linux
+ * refuses to exec with one environment string over 128 KiB (MAX_ARG_STRLEN): "argument list too
+ * long". The staging phase has run by then, so the staging case still measures it.
+ */
+const failedOnHugeEnv = (record) => record.emulator.logTail.some((l) => /argument list too long/.test(l));
 
 async function countFiles(dir) {
   let n = 0;
@@ -162,19 +172,22 @@ function fileContractEnv(extra) {
   return Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
 }
 
-/** Alternates the sides (A,B,A,B...) after one warm-up round; returns each side's samples. */
+/**
+ * Alternates the sides (A,B,A,B...) after one warm-up round; returns each side's samples. Each side
+ * is called with {round, warmup}; round 0 is the warm-up, whose samples are not kept.
+ */
 async function alternate(name, reps, sides) {
   const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
-  for (let round = 0; round <= reps; round++) {
+  for (let r = 0; r <= reps; r++) {
     for (const [side, fn] of Object.entries(sides)) {
       checkInterrupted();
-      const s = await fn();
+      const s = await fn({ round: r, warmup: r === 0 });
       const shown = Object.entries(s)
         .filter(([, v]) => typeof v === 'number')
         .map(([k, v]) => `${k}=${round(v)}`)
         .join(' ');
-      log(`${name} ${round === 0 ? 'warm-up' : `#${round}`} ${side}: ${shown}`);
-      if (round > 0) samples[side].push(s);
+      log(`${name} ${r === 0 ? 'warm-up' : `#${r}`} ${side}: ${shown}`);
+      if (r > 0) samples[side].push(s);
     }
   }
   return samples;
@@ -227,7 +240,7 @@ async function caseOverhead(inputs) {
     target: { op: '<=', value: 1.25 },
     extra: { vbePhasesMedianMs: vbePhases, vbeRecordDurationMs: median(pick(s.vbe, 'recordMs')), vbeCpuMs: median(pick(s.vbe, 'cpuMs')) },
   });
-  return { rows: [row], rss: [{ what: 'job overhead (tiny job)', samples: pick(s.vbe, 'rss') }] };
+  return { rows: [row], rss: [{ what: 'job overhead (tiny job)', samples: pick(s.vbe, 'rss'), target: false, key: 'overhead' }] };
 }
 
 // ---------------------------------------------------------------- case 2: staging
@@ -236,19 +249,26 @@ async function caseStaging(inputs) {
   const rows = [];
   const rss = [];
   for (const shape of ['large', 'small']) {
-    const tree = inputs[shape];
+    const hugeEnvFailures = [];
     const size = SIZES[shape];
-    const vbeSide = async () => {
+    // The warm-up round of the 100,000-file case stages the quick-size tree (it only has to warm the engine and caches).
+    const treeFor = (warmup) => (warmup && shape === 'small' && inputs.smallWarmup ? inputs.smallWarmup : inputs[shape]);
+    const filesFor = (warmup) => (warmup && shape === 'small' && inputs.smallWarmup ? SMALL_WARMUP.files : size.files);
+    const vbeSide = async ({ warmup }) => {
+      const tree = treeFor(warmup);
       const out = await nextDir(`stage-${shape}-vbe`);
       const r = await vbe(
         ['run', '--image', IMG_JOB, '--input', tree, '--output', out, '--machine-type', MACHINE, '--env', 'BENCH_MODE=one', '--quiet', '--pull', 'never'],
         async () => path.join(out, '.vbe/job.json'),
+        { acceptFailure: failedOnHugeEnv },
       );
-      if (r.record.emulator.inputs.fileCount !== size.files) throw new Error(`vbe staged ${r.record.emulator.inputs.fileCount} files, expected ${size.files}`);
+      if (r.failed) hugeEnvFailures.push(r.record.emulator.environment.AIP_BATCH_INPUT_URIS?.length ?? NaN);
+      if (r.record.emulator.inputs.fileCount !== filesFor(warmup)) throw new Error(`vbe staged ${r.record.emulator.inputs.fileCount} files, expected ${filesFor(warmup)}`);
       await rm(out, { recursive: true, force: true });
       return { stageMs: phase(r.record, 'stage'), validateMs: phase(r.record, 'validate'), wallMs: r.wallMs, rss: r.peakRssBytes, cpuMs: r.cpuMs };
     };
-    const refSide = async () => {
+    const refSide = async ({ warmup }) => {
+      const tree = treeFor(warmup);
       const n = ++sampleCounter;
       const vol = `vbe-bench-${RUN_ID}-stage-${n}`;
       const t0 = performance.now();
@@ -271,28 +291,24 @@ async function caseStaging(inputs) {
         title: `2 staging ${describeTree(size)} (stage phase vs docker cp)`,
         unit: 'ms',
         better: 'lower',
-        a: s.vbe,
-        b: s.ref,
-        key: shape === 'large' ? 'stageMs' : 'stageMs',
+        a: s.vbe.map((x) => ({ ...x, v: x.stageMs })),
+        b: s.ref.map((x) => ({ ...x, v: x.cpMs })),
+        key: 'v',
         target: { op: '<=', value: 1.0 },
         extra: {
-          referenceKey: 'cpMs',
           vbeValidateMsMedian: median(pick(s.vbe, 'validateMs')),
           vbeWallMsMedian: median(pick(s.vbe, 'wallMs')),
           vbeCpuMsMedian: median(pick(s.vbe, 'cpuMs')),
           referenceCreateMsMedian: median(pick(s.ref, 'createMs')),
+          vbeJobsFailedArgumentListTooLong: hugeEnvFailures.length,
+          ...(hugeEnvFailures.length ? { aipBatchInputUrisBytes: hugeEnvFailures[0] } : {}),
           note: "vbe's stage phase also creates the volume and the container; the reference's docker volume create + docker create are excluded (referenceCreateMsMedian)",
         },
       }),
     );
-    rss.push({ what: `staging ${describeTree(size)}`, samples: pick(s.vbe, 'rss'), sizeKey: shape === 'large' ? 'staging-10x' : undefined });
+    rss.push({ what: `staging ${describeTree(size)}${shape === 'large' ? ' (10x)' : ''}`, samples: pick(s.vbe, 'rss'), target: true, key: `stage-${shape}` });
   }
-  return { rows: rows.map(fixRefKey('cpMs')), rss };
-}
-
-/** compareRow keyed the reference on the same key as vbe; staging/collect compare different keys. */
-function fixRefKey(refKey) {
-  return (row) => row;
+  return { rows, rss };
 }
 
 function describeTree({ files, fileBytes }) {
@@ -305,9 +321,13 @@ async function caseCollect(inputs) {
   const rows = [];
   const rss = [];
   for (const shape of ['large', 'small']) {
+    // The warm-up round of the 100,000-file case collects the quick-size set.
+    const sizeFor = (warmup) => (warmup && shape === 'small' && !QUICK ? SMALL_WARMUP : SIZES[shape]);
     const size = SIZES[shape];
-    const genEnv = { BENCH_MODE: 'gen', BENCH_FILES: String(size.files), BENCH_FILE_BYTES: String(size.fileBytes) };
-    const vbeSide = async () => {
+    const envFor = (warmup) => ({ BENCH_MODE: 'gen', BENCH_FILES: String(sizeFor(warmup).files), BENCH_FILE_BYTES: String(sizeFor(warmup).fileBytes) });
+    const vbeSide = async ({ warmup }) => {
+      const size = sizeFor(warmup);
+      const genEnv = envFor(warmup);
       const out = await nextDir(`collect-${shape}-vbe`);
       const r = await vbe(
         ['run', '--image', IMG_JOB, '--input', inputs.tiny, '--output', out, '--machine-type', MACHINE, ...Object.entries(genEnv).flatMap(([k, v]) => ['--env', `${k}=${v}`]), '--quiet', '--pull', 'never'],
@@ -317,7 +337,9 @@ async function caseCollect(inputs) {
       await rm(out, { recursive: true, force: true });
       return { collectMs: phase(r.record, 'collect'), runMs: phase(r.record, 'run'), wallMs: r.wallMs, rss: r.peakRssBytes, cpuMs: r.cpuMs };
     };
-    const refSide = async () => {
+    const refSide = async ({ warmup }) => {
+      const size = sizeFor(warmup);
+      const genEnv = envFor(warmup);
       const n = ++sampleCounter;
       const vol = `vbe-bench-${RUN_ID}-collect-${n}`;
       const name = `vbe-bench-${RUN_ID}-collect-${n}`;
@@ -350,7 +372,7 @@ async function caseCollect(inputs) {
         extra: { vbeWallMsMedian: median(pick(s.vbe, 'wallMs')), vbeCpuMsMedian: median(pick(s.vbe, 'cpuMs')), vbeRunPhaseMsMedian: median(pick(s.vbe, 'runMs')) },
       }),
     );
-    rss.push({ what: `collect ${describeTree(size)}`, samples: pick(s.vbe, 'rss') });
+    rss.push({ what: `collect ${describeTree(size)}`, samples: pick(s.vbe, 'rss'), target: false, key: `collect-${shape}` });
   }
   return { rows, rss };
 }
@@ -445,10 +467,13 @@ async function refBatch(file, n, { headroom = false } = {}) {
 
 async function caseDataplane(inputs) {
   const n = SIZES.instances;
+  // The warm-up round uses the 1x input (a tenth); the server headroom is measured in round 1.
+  const file = (warmup) => (warmup ? inputs.instancesMem1x : inputs.instances);
+  const count = (warmup) => (warmup ? SIZES.instancesMem1x : n);
   const s = await alternate('dataplane', REPS.dataplane, {
-    vbe: () => vbeBatch(inputs.instances, n, 1),
-    client: () => refBatch(inputs.instances, n, { headroom: true }),
-    vbe2: () => vbeBatch(inputs.instances, n, 2),
+    vbe: ({ warmup }) => vbeBatch(file(warmup), count(warmup), 1),
+    client: ({ warmup, round }) => refBatch(file(warmup), count(warmup), { headroom: round === 1 }),
+    vbe2: ({ warmup }) => vbeBatch(file(warmup), count(warmup), 2),
   });
   const rows = [
     compareRow({
@@ -466,7 +491,7 @@ async function caseDataplane(inputs) {
         vbeCpuMsMedian: median(pick(s.vbe, 'cpuMs')),
         vbeWallMsMedian: median(pick(s.vbe, 'wallMs')),
         serverHeadroomThrMedian: median(pick(s.client, 'headroomThr')),
-        note: 'serverHeadroomThr: the same direct client at 8 in flight, on the same server, right after its in-flight-2 run',
+        note: 'serverHeadroomThr: the same direct client at 8 in flight, on the same server, right after its in-flight-2 run (round 1)',
       },
     }),
     compareRow({
@@ -500,8 +525,8 @@ async function caseDataplane(inputs) {
   return {
     rows,
     rss: [
-      { what: `data plane ${n} instances`, samples: pick(s.vbe, 'rss') },
-      { what: `data plane ${n} instances, 2 replicas`, samples: pick(s.vbe2, 'rss') },
+      { what: `data plane ${n} instances (10x)`, samples: pick(s.vbe, 'rss'), target: true, key: 'plane-10x' },
+      { what: `data plane ${n} instances, 2 replicas`, samples: pick(s.vbe2, 'rss'), target: true, key: 'plane-r2' },
     ],
   };
 }
@@ -525,8 +550,8 @@ async function caseMemory1x(inputs) {
     planeSamples.push(p.rss);
     log(`memory data plane 1x #${i + 1}: rss=${p.rss}`);
   }
-  rss.push({ what: `staging ${describeTree(SIZES.stageMem1x)}`, samples: stageSamples });
-  rss.push({ what: `data plane ${SIZES.instancesMem1x} instances`, samples: planeSamples });
+  rss.push({ what: `staging ${describeTree(SIZES.stageMem1x)} (1x)`, samples: stageSamples, target: true, key: 'stage-1x' });
+  rss.push({ what: `data plane ${SIZES.instancesMem1x} instances (1x)`, samples: planeSamples, target: true, key: 'plane-1x' });
   return { rows: [], rss };
 }
 
@@ -569,7 +594,12 @@ function report(results) {
   for (const r of results.cases) {
     const x = r.extra;
     if (r.id === 'overhead') notes.push(`overhead: vbe phases (median ms) ${Object.entries(x.vbePhasesMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}; vbe CPU ${fmtMs(x.vbeCpuMs)}`);
-    if (r.id.startsWith('staging')) notes.push(`${r.id}: reference volume+container create ${fmtMs(x.referenceCreateMsMedian)} not counted; vbe validate phase ${fmtMs(x.vbeValidateMsMedian)} not counted; vbe wall ${fmtMs(x.vbeWallMsMedian)}`);
+    if (r.id.startsWith('staging')) {
+      notes.push(`${r.id}: reference volume+container create ${fmtMs(x.referenceCreateMsMedian)} not counted; vbe validate phase ${fmtMs(x.vbeValidateMsMedian)} not counted; vbe wall ${fmtMs(x.vbeWallMsMedian)}`);
+      if (x.vbeJobsFailedArgumentListTooLong) {
+        notes.push(`${r.id}: ${x.vbeJobsFailedArgumentListTooLong} vbe job(s) FAILED after staging: AIP_BATCH_INPUT_URIS is ${x.aipBatchInputUrisBytes} bytes, over Linux's 131072-byte limit for one env string ("exec ...: argument list too long")`);
+      }
+    }
     if (r.id.startsWith('collect')) notes.push(`${r.id}: vbe wall ${fmtMs(x.vbeWallMsMedian)}, vbe CPU ${fmtMs(x.vbeCpuMsMedian)}`);
     if (r.id === 'dataplane') notes.push(`dataplane: server headroom (direct client, 8 in flight) ${fmtRate(x.serverHeadroomThrMedian)}; vbe CPU ${fmtMs(x.vbeCpuMsMedian)} over ${fmtMs(x.vbeWallMsMedian)} wall`);
     if (r.id === 'startup') {
@@ -580,6 +610,10 @@ function report(results) {
     }
   }
   if (results.leaks.length) notes.push(`LEAKS: ${results.leaks.join(', ')}`);
+  const contended = Object.entries(results.contention).filter(([, c]) => c.contendedSamples > 0);
+  if (contended.length) {
+    notes.push(`WARNING: other vitest/vbe processes ran during ${contended.map(([id, c]) => `${id} (${Math.round(c.contendedFraction * 100)}%)`).join(', ')}: those timings are skewed (2 cores)`);
+  }
   if (env.otherRunningContainersAtStart) notes.push(`warning: ${env.otherRunningContainersAtStart} other container(s) were running when the bench started`);
   lines.push('');
   lines.push(...notes.map((n) => `  ${n}`));
@@ -626,22 +660,23 @@ async function main() {
   const env = await environment();
   log(`mode ${MODE}, cases ${[...CASES].join(',')}, run ${RUN_ID}`);
   workDir = await mkdtemp(path.join(os.tmpdir(), 'vbe-bench-'));
-  const results = { mode: MODE, startedAt: startedAt.toISOString(), finishedAt: null, durationS: null, environment: env, config: { sizes: SIZES, reps: REPS, batchSize: BATCH_SIZE, inFlight: IN_FLIGHT, machineType: MACHINE }, cases: [], memory: [], leaks: [] };
+  const results = { mode: MODE, startedAt: startedAt.toISOString(), finishedAt: null, durationS: null, environment: env, config: { sizes: SIZES, reps: REPS, batchSize: BATCH_SIZE, inFlight: IN_FLIGHT, machineType: MACHINE }, cases: [], memory: [], contention: {}, leaks: [] };
   let leaks = [];
   const rss = [];
   try {
     await buildImages();
-    const inputs = { tiny: path.join(workDir, 'in/tiny.txt'), large: path.join(workDir, 'in/stage-large'), small: path.join(workDir, 'in/stage-small'), stageMem1x: path.join(workDir, 'in/stage-mem1x'), instances: path.join(workDir, 'in/instances.jsonl'), instancesMem1x: path.join(workDir, 'in/instances-1x.jsonl') };
+    const inputs = { tiny: path.join(workDir, 'in/tiny.txt'), large: path.join(workDir, 'in/stage-large'), small: path.join(workDir, 'in/stage-small'), smallWarmup: QUICK ? undefined : path.join(workDir, 'in/stage-small-warmup'), stageMem1x: path.join(workDir, 'in/stage-mem1x'), instances: path.join(workDir, 'in/instances.jsonl'), instancesMem1x: path.join(workDir, 'in/instances-1x.jsonl') };
     await mkdir(path.join(workDir, 'in'), { recursive: true });
     await writeFile(inputs.tiny, 'hello\n');
     const g0 = performance.now();
     if (CASES.has('staging')) {
       await writeTree(inputs.large, SIZES.large);
       await writeTree(inputs.small, SIZES.small);
+      if (inputs.smallWarmup) await writeTree(inputs.smallWarmup, SMALL_WARMUP);
     }
     if (CASES.has('memory')) await writeTree(inputs.stageMem1x, SIZES.stageMem1x);
     if (CASES.has('dataplane')) await writeInstances(inputs.instances, SIZES.instances);
-    if (CASES.has('memory')) await writeInstances(inputs.instancesMem1x, SIZES.instancesMem1x);
+    if (CASES.has('memory') || CASES.has('dataplane')) await writeInstances(inputs.instancesMem1x, SIZES.instancesMem1x);
     log(`inputs generated in ${fmtMs(performance.now() - g0)} under ${workDir}`);
 
     const plan = [
@@ -654,18 +689,22 @@ async function main() {
     for (const [id, fn] of plan) {
       if (!CASES.has(id)) continue;
       const c0 = performance.now();
+      const watch = watchContention();
       const out = await fn(inputs);
+      const contention = watch.stop();
+      results.contention[id] = contention;
       results.cases.push(...out.rows);
       rss.push(...out.rss);
-      log(`${id} done in ${fmtMs(performance.now() - c0)}`);
+      log(`${id} done in ${fmtMs(performance.now() - c0)}${contention.contendedSamples ? `; other vitest/vbe processes ran during ${Math.round(contention.contendedFraction * 100)}% of it` : ''}`);
     }
   } finally {
     leaks = await cleanup().catch((e) => [`cleanup failed: ${e.message}`]);
   }
-  const targetFor = (what) => /^staging .*(in \d+ files)$|^data plane \d+ instances$/.test(what) && !/files of/.test(what);
+  const order = ['stage-1x', 'stage-large', 'stage-small', 'plane-1x', 'plane-10x', 'plane-r2', 'overhead', 'collect-large', 'collect-small'];
+  rss.sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key));
   results.memory = rss.map((m) => {
     const s = summary(m.samples);
-    const target = targetFor(m.what);
+    const target = m.target;
     return { what: m.what, n: s.n, medianBytes: s.median, maxBytes: s.max, samples: m.samples, target: target ? { op: '<', bytes: RSS_TARGET_BYTES } : null, holds: target ? s.max < RSS_TARGET_BYTES : null };
   });
   results.leaks = leaks;

@@ -126,7 +126,7 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--spec <file>', 'a BatchPredictionJob REST body (JSON or YAML); flags override it')
     .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))
     .option('--display-name <name>', 'the job displayName')
-    .option('--secret-env <NAME[=VALUE]...>', 'secret environment variable (NAME alone: taken from your environment); its value is masked everywhere')
+    .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--quiet', "do not stream the servers' output")
     .option('--json', 'print the final BatchPredictionJob resource as JSON on stdout')

@@ -107,7 +107,7 @@ export function runCommand(context: CliContext): Command {
     .option('--model-dir <dir>', 'model directory (local or gs://) staged into the container; sets AIP_MODEL_DIR')
     .option('--stop-grace <duration>', 'time between SIGTERM and SIGKILL when cancelling (default 10s)')
     .option('--max-output-file-size <size>', 'largest output file copied back (default 4GiB)')
-    .option('--secret-env <NAME[=VALUE]...>', 'secret environment variable (NAME alone: taken from your environment); its value is masked everywhere')
+    .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
     .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")

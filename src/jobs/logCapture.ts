@@ -46,7 +46,13 @@ export class LogCapture {
     const decoder = new StringDecoder('utf8');
     const secrets = this.options.secrets ?? [];
     let pending = '';
-    const save = (text: string) => {
+    // Text to save is gathered per chunk and written once: a container printing millions of
+    // short lines costs one write per chunk, not one per line.
+    let batch = '';
+    const flush = () => {
+      if (!batch) return;
+      const text = batch;
+      batch = '';
       if (this.saved[channel] >= this.options.maxSavedBytes) return;
       const bytes = Buffer.byteLength(text);
       const room = this.options.maxSavedBytes - this.saved[channel];
@@ -61,33 +67,42 @@ export class LogCapture {
         file.write(`\n[vbe: log cut at ${this.options.maxSavedBytes} bytes (--max-log-size); the rest was shown live but not saved]\n`);
       }
     };
+    const save = (text: string) => {
+      if (this.saved[channel] < this.options.maxSavedBytes) batch += text;
+    };
     const emit = (raw: string, ended: boolean) => {
-      const line = maskSecrets(raw, secrets);
+      const line = secrets.length ? maskSecrets(raw, secrets) : raw;
       save(ended ? `${line}\n` : line);
-      const shown = line.replace(/\r$/, '');
-      const signal = scanLogLine(shown);
-      if (signal && this.signals.length < MAX_SIGNALS) this.signals.push(signal);
+      const shown = line.endsWith('\r') ? line.slice(0, -1) : line;
+      if (this.signals.length < MAX_SIGNALS) {
+        const signal = scanLogLine(shown);
+        if (signal) this.signals.push(signal);
+      }
       this.tail.push({ channel, line: shown });
-      if (this.tail.length > TAIL_LINES) this.tail.shift();
+      if (this.tail.length > TAIL_LINES * 2) this.tail.splice(0, this.tail.length - TAIL_LINES);
       this.options.onLine?.(channel, shown);
     };
-    if (banner) save(`${banner}\n`);
+    if (banner) {
+      save(`${banner}\n`);
+      flush();
+    }
     stream.on('data', (chunk: Buffer) => {
       pending += decoder.write(chunk);
-      let newline = pending.indexOf('\n');
-      while (newline !== -1) {
-        emit(pending.slice(0, newline), true);
-        pending = pending.slice(newline + 1);
-        newline = pending.indexOf('\n');
+      let start = 0;
+      for (let newline = pending.indexOf('\n'); newline !== -1; newline = pending.indexOf('\n', start)) {
+        emit(pending.slice(start, newline), true);
+        start = newline + 1;
       }
+      if (start > 0) pending = pending.slice(start);
       // One endless line is shown and saved in pieces, never held whole. The cut keeps a few
       // characters back so a secret that straddles it is still masked.
       const keep = Math.max(0, ...secrets.map((s) => s.length - 1));
-      if (pending.length > MAX_LINE_CHARS + keep) {
-        const cut = safeCut(pending, secrets, pending.length - keep);
+      while (pending.length > MAX_LINE_CHARS + keep) {
+        const cut = Math.max(1, safeCut(pending, secrets, MAX_LINE_CHARS));
         emit(pending.slice(0, cut), false);
         pending = pending.slice(cut);
       }
+      flush();
     });
     await new Promise<void>((resolve) => {
       stream.once('end', resolve);
@@ -96,6 +111,8 @@ export class LogCapture {
     });
     pending += decoder.end();
     if (pending) emit(pending, false);
+    flush();
+    if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES);
     await closeFile(file);
   }
 }

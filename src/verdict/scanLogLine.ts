@@ -21,7 +21,11 @@ const permissionPatterns = [/Permission denied: '([^']+)'/, /can't create '([^']
 const execFormat = /exec format error/i;
 const listening = /(Running on https?:\/\/|Uvicorn running on|Listening (?:on|at) |Serving HTTP on|server (?:started|listening) on port)/i;
 
+/** One cheap test first: most log lines mention none of the failures. */
+const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)/i;
+
 export function scanLogLine(line: string): LogSignal | undefined {
+  if (!anyHint.test(line)) return undefined;
   const lib = sharedLibrary.exec(line);
   if (lib) return { kind: 'missing-shared-library', library: lib[1]!, line };
   for (const pattern of missingFilePatterns) {

@@ -28,6 +28,7 @@ interface RunFlags {
   maxLogSize?: string;
   maxRestarts?: string;
   restartExitCodes?: string;
+  network?: 'bridge' | 'none';
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -81,6 +82,7 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   if (flags.stopGrace) options.stopGrace = flags.stopGrace;
   if (flags.maxOutputFileSize) options.maxOutputFileBytes = parseSizeBytes(flags.maxOutputFileSize, '--max-output-file-size');
   Object.assign(options, commonJobFlags(flags));
+  if (flags.network) options.network = flags.network;
   if (flags.maxRestarts !== undefined) options.maxRestarts = wholeNumber(flags.maxRestarts, '--max-restarts');
   if (flags.restartExitCodes !== undefined) {
     options.restartExitCodes =
@@ -111,6 +113,7 @@ export function runCommand(context: CliContext): Command {
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
     .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")
+    .addOption(new Option('--network <mode>', 'container network: bridge (default, like Vertex) or none (hermetic)').choices(['bridge', 'none']))
     .option('--quiet', "do not stream the container's output")
     .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
     .action(async (flags: RunFlags) => {

@@ -184,6 +184,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       } else if (observation.startup?.outcome === 'ready') observation.cancelled = true;
       replicaMs = (performance.now() - startedAt) * replicas.length;
     } else if (cancelled()) observation.cancelled = true;
+  } catch (error) {
+    throw await engine.explainFailure(error);
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
     if (cancelled()) observation.cancelled = true;

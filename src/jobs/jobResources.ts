@@ -39,7 +39,7 @@ export class JobResources {
           await this.engine.removeContainer(id);
         } catch (error) {
           leftovers.push(`container ${id.slice(0, 12)}`);
-          this.logger.warn({ err: error }, 'could not remove container');
+          this.logger.debug({ err: error }, 'could not remove container');
         }
       }
       for (const name of this.volumes.splice(0)) {
@@ -47,7 +47,7 @@ export class JobResources {
           await this.engine.removeVolume(name);
         } catch (error) {
           leftovers.push(`volume ${name}`);
-          this.logger.warn({ err: error }, 'could not remove volume');
+          this.logger.debug({ err: error }, 'could not remove volume');
         }
       }
     })();

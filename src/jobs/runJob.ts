@@ -136,6 +136,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           nanoCpus: limits.nanoCpus,
           memoryBytes: limits.memoryBytes,
           mounts,
+          network: spec.network,
         });
       const created = await timed('stage', async () => {
         const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);
@@ -209,6 +210,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         }
       }
     } else if (cancelled()) observation.cancelled = true;
+  } catch (error) {
+    throw await engine.explainFailure(error);
   } finally {
     cleanupLeftovers = await timed('cleanup', () => resources.cleanup(CLEANUP_BUDGET_MS));
   }

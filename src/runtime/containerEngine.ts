@@ -72,6 +72,8 @@ export interface ContainerCreateSpec {
   memoryBytes: number;
   mounts: MountSpec[];
   labels: Record<string, string>;
+  /** 'bridge' (default, as a Vertex replica has a network) or 'none' (hermetic runs). Never the host's. */
+  network?: 'bridge' | 'none';
   /** A container TCP port published on 127.0.0.1 only, on a free host port. */
   publishPort?: number;
 }
@@ -143,6 +145,37 @@ export class ContainerEngine {
       clearTimeout(timer);
     }
     return engine;
+  }
+
+  /** Whether the engine still answers a ping within `timeoutMs`. */
+  async isAlive(timeoutMs = 3000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([this.docker.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * What to throw for a failure during a job: an engine error while the engine no longer answers
+   * becomes ENGINE_LOST (the engine stopped during the job: a Docker restart, a crash).
+   */
+  async explainFailure(error: unknown): Promise<unknown> {
+    // An engine that is shutting down still answers pings for a moment while its operations fail.
+    const gone = async () => !(await this.isAlive()) || (await new Promise((r) => setTimeout(r, 1500)), !(await this.isAlive()));
+    if (error instanceof VbeError && error.kind === 'emulator' && error.code !== 'ENGINE_LOST' && (await gone())) {
+      return emulatorError(
+        'ENGINE_LOST',
+        `The Docker engine at ${describeEndpoint()} stopped answering during the job (${error.message}).`,
+        'Start Docker again, then run `vbe prune` to remove what this run could not, and run the job again.',
+        error,
+      );
+    }
+    return error;
   }
 
   async hostInfo(): Promise<HostInfo> {
@@ -260,7 +293,7 @@ export class ContainerEngine {
         Memory: spec.memoryBytes,
         MemorySwap: spec.memoryBytes, // equal to Memory: no swap, as on a Vertex replica
         Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target })),
-        NetworkMode: 'bridge',
+        NetworkMode: spec.network ?? 'bridge',
         Privileged: false,
         AutoRemove: false,
       },

@@ -15,7 +15,7 @@ import {
 export type OutputNaming = 'results' | 'predictions';
 
 /** What a caller asks of `vbe batch-predict`; flags override the BatchPredictionJob file. */
-export interface BatchPredictOptions extends Omit<RunJobOptions, 'modelDir' | 'timeout' | 'maxOutputFileBytes' | 'maxRestarts' | 'restartExitCodes'> {
+export interface BatchPredictOptions extends Omit<RunJobOptions, 'modelDir' | 'timeout' | 'maxOutputFileBytes' | 'maxRestarts' | 'restartExitCodes' | 'network'> {
   instancesFormat?: string;
   batchSize?: number;
   replicaCount?: number;

@@ -45,6 +45,8 @@ export interface RunJobOptions {
   maxRestarts?: number;
   /** Which exit codes are restarted: a list, or 'vertex' for 134 and 139 (SIGABRT, SIGSEGV). Default: any non-zero. */
   restartExitCodes?: number[] | 'vertex';
+  /** The container's network: 'bridge' (default, like a Vertex replica) or 'none' (hermetic). */
+  network?: 'bridge' | 'none';
 }
 
 /** A path or URI as written, with the directory a relative local path is relative to. */
@@ -73,6 +75,7 @@ export interface RunJobSpec {
   secrets: string[];
   maxLogBytes: number;
   maxRestarts: number;
+  network: 'bridge' | 'none';
   /** Undefined: any non-zero exit is restarted (when maxRestarts > 0). */
   restartExitCodes?: number[];
   /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
@@ -194,8 +197,12 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     secrets,
     maxLogBytes,
     maxRestarts,
+    network: options.network ?? 'bridge',
     warnings,
   };
+  if (!['bridge', 'none'].includes(spec.network)) {
+    throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
+  }
   const restartCodes = options.restartExitCodes === 'vertex' ? VERTEX_RESTARTED_EXIT_CODES : options.restartExitCodes;
   if (restartCodes) spec.restartExitCodes = restartCodes;
   const command = options.command ?? containerSpec.command;

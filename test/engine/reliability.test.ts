@@ -3,6 +3,7 @@ import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchPredict, runJob } from '../../src/index.js';
+import { startPrivateEngine } from '../helpers/privateEngine.js';
 import { BUSYBOX, buildContext, docker, labelled, PYTHON_BASE, ROOT, runVbe, startVbe, tempDir, waitFor } from '../helpers/engine.js';
 
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
@@ -143,6 +144,24 @@ describe('reliability: hostile containers, faults and concurrency', () => {
       const job = await runJob({ image: '127.0.0.1:5999/vbe-test/nothing-listens:1', inputs: [input], output: path.join(work, 'regdown') });
       expect(job.state).toBe('JOB_STATE_FAILED');
       expect(job.emulator.diagnoses[0]!.code).toBe('REGISTRY_UNREACHABLE');
+    });
+
+    it('the engine stopping under a running job ends vbe with a clear message, not a hang', async () => {
+      const engine = await startPrivateEngine([BUSYBOX]);
+      try {
+        const { child, done } = startVbe(['run', '--image', BUSYBOX, '--pull', 'never', '--network', 'none', '--input', input, '--output', path.join(work, 'engine-stop'), '--command', 'sleep', '--command', '600'], { DOCKER_HOST: engine.host });
+        await waitFor('the job container on the private engine', async () => (engine.docker('ps', '-q', '--filter', `label=dev.vbe.pid=${child.pid}`) ? true : undefined));
+        const stopped = Date.now();
+        await engine.stop();
+        const result = await done;
+        expect(Date.now() - stopped).toBeLessThan(60_000);
+        expect(result.code, result.stderr).toBe(3);
+        expect(result.stderr).toMatch(/error ENGINE_LOST: The Docker engine at unix:\/\/.*docker\.sock stopped answering during the job/);
+        expect(result.stderr).toContain('fix: Start Docker again, then run `vbe prune`');
+        expect(result.stderr).not.toContain('"level"'); // no raw log lines for a person to decode
+      } finally {
+        await engine.destroy();
+      }
     });
 
     const tmpfs = path.join(ROOT, '.tmp-disk-full');

@@ -4,7 +4,7 @@
 // CLI, or a minimal HTTP client) alternately, A,B,A,B..., after one warm-up round, in one run.
 // BENCH_QUICK=1: fewer repetitions and smaller sizes. BENCH_CASES=overhead,staging,collect,dataplane,memory
 // runs a subset. See bench/README.md.
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -53,6 +53,7 @@ let interrupted = false;
 const spawnedPids = new Set();
 let workDir;
 let sampleCounter = 0;
+const sampleFailures = [];
 
 const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const checkInterrupted = () => {
@@ -141,9 +142,18 @@ async function vbe(args, recordFile, { acceptFailure } = {}) {
   checkInterrupted();
   const r = await runCli(args);
   spawnedPids.add(r.pid);
-  if (r.code !== 0 && !(r.code === 1 && acceptFailure)) throw new Error(`vbe ${args.slice(0, 1)} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+  const fail = async () => {
+    // Keep the evidence: the job record directory survives the bench's cleanup.
+    const kept = path.join(os.tmpdir(), 'vbe-bench-failures', `${RUN_ID}-${++sampleCounter}`);
+    await mkdir(kept, { recursive: true });
+    await writeFile(path.join(kept, 'vbe.stderr.txt'), `${args.join(' ')}\nexit ${r.code}\n${r.stderr}`);
+    const record = await recordFile().catch(() => undefined);
+    if (record) await cp(path.dirname(record), path.join(kept, 'record'), { recursive: true }).catch(() => undefined);
+    throw new Error(`vbe ${args[0]} exited ${r.code} (evidence kept in ${kept}):\n${r.stderr.slice(-1500)}`);
+  };
+  if (r.code !== 0 && !(r.code === 1 && acceptFailure)) await fail();
   const record = await readJson(await recordFile());
-  if (r.code !== 0 && !acceptFailure(record)) throw new Error(`vbe ${args.slice(0, 1)} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+  if (r.code !== 0 && !acceptFailure(record)) await fail();
   return { ...r, record, failed: r.code !== 0 };
 }
 
@@ -181,7 +191,17 @@ async function alternate(name, reps, sides) {
   for (let r = 0; r <= reps; r++) {
     for (const [side, fn] of Object.entries(sides)) {
       checkInterrupted();
-      const s = await fn({ round: r, warmup: r === 0 });
+      let s;
+      try {
+        s = await fn({ round: r, warmup: r === 0 });
+      } catch (error) {
+        // One retry: on a shared machine the engine can have a bad moment (someone else's tests).
+        // The failure is kept in results.json and shown under the table; a second one stops the bench.
+        if (interrupted) throw error;
+        sampleFailures.push({ case: name, side, round: r, error: String(error.message).slice(0, 1500) });
+        log(`${name} ${side} round ${r} FAILED, retrying once: ${String(error.message).split('\n')[0]}`);
+        s = await fn({ round: r, warmup: r === 0 });
+      }
       const shown = Object.entries(s)
         .filter(([, v]) => typeof v === 'number')
         .map(([k, v]) => `${k}=${round(v)}`)
@@ -610,6 +630,7 @@ function report(results) {
     }
   }
   if (results.leaks.length) notes.push(`LEAKS: ${results.leaks.join(', ')}`);
+  for (const f of results.sampleFailures ?? []) notes.push(`RETRIED: ${f.case} ${f.side} round ${f.round} failed once: ${f.error.split('\n')[0]}`);
   const contended = Object.entries(results.contention).filter(([, c]) => c.contendedSamples > 0);
   if (contended.length) {
     notes.push(`WARNING: other vitest/vbe processes ran during ${contended.map(([id, c]) => `${id} (${Math.round(c.contendedFraction * 100)}%)`).join(', ')}: those timings are skewed (2 cores)`);
@@ -708,6 +729,7 @@ async function main() {
     return { what: m.what, n: s.n, medianBytes: s.median, maxBytes: s.max, samples: m.samples, target: target ? { op: '<', bytes: RSS_TARGET_BYTES } : null, holds: target ? s.max < RSS_TARGET_BYTES : null };
   });
   results.leaks = leaks;
+  results.sampleFailures = sampleFailures;
   results.finishedAt = new Date().toISOString();
   results.durationS = (performance.now() - t0) / 1000;
   await writeFile(path.join(ROOT, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);

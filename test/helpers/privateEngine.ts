@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * A second, private Docker engine on its own socket, data root and cgroup parent, with no bridge
- * network: a test can stop it under a running job without touching the engine the other tests use.
+ * A second, private Docker engine on its own socket, data root, cgroup parent and network
+ * namespace, with no bridge network: a test can stop it under a running job without touching the
+ * engine the other tests use.
  */
 export interface PrivateEngine {
   host: string;
@@ -22,9 +23,13 @@ export async function startPrivateEngine(images: string[]): Promise<PrivateEngin
   const socket = path.join(root, 'docker.sock');
   const host = `unix://${socket}`;
   const log = openSync(path.join(root, 'dockerd.log'), 'a');
+  // In a network namespace of its own: `--bridge none` makes dockerd delete the docker0 bridge,
+  // which must not happen to the engine the other tests use.
   const daemon = spawn(
-    'dockerd',
+    'unshare',
     [
+      '--net',
+      'dockerd',
       '--host', host,
       '--data-root', path.join(root, 'data'),
       '--exec-root', path.join(root, 'exec'),

@@ -12,3 +12,5 @@ export type { BatchPredictionJobResource } from './report/jobResource.js';
 export { encodeTfRecord } from './instances/tfRecord.js';
 export { runDoctor, type DoctorOptions, type DoctorReport } from './doctor/runDoctor.js';
 export type { DoctorCheck, CheckStatus } from './doctor/doctorCheck.js';
+export { readPredictions, type PredictionLine } from './report/readPredictions.js';
+export { vbeMatchers } from './testing/vitestMatchers.js';

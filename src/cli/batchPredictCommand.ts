@@ -5,6 +5,7 @@ import { usageError } from '../errors.js';
 import type { BatchPredictOptions, OutputNaming } from '../spec/batchPredictSpec.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { INSTANCES_FORMATS } from '../spec/vertexSchemas.js';
+import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
 
@@ -42,6 +43,7 @@ interface BatchFlags {
   json?: boolean;
   secretEnv?: string[];
   maxLogSize?: string;
+  report?: string[];
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
@@ -129,8 +131,10 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--quiet', "do not stream the servers' output")
+    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--json', 'print the final BatchPredictionJob resource as JSON on stdout')
     .action(async (flags: BatchFlags) => {
+      const reports = parseReportTargets(flags.report);
       const job = await batchPredict(toBatchPredictOptions(flags), {
         logger: context.logger,
         signal: context.signal,
@@ -138,6 +142,7 @@ export function batchPredictCommand(context: CliContext): Command {
         ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
       });
       context.stderr(formatBatchSummary(job));
+      await writeReports(reports, job);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

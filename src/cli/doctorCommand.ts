@@ -3,6 +3,7 @@ import { runDoctor } from '../doctor/runDoctor.js';
 import { usageError } from '../errors.js';
 import { formatChecklist } from '../report/formatChecklist.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
+import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { collectParts } from './runCommand.js';
 
@@ -21,6 +22,7 @@ interface DoctorFlags {
   timeout?: string;
   staticOnly?: boolean;
   json?: boolean;
+  report?: string[];
 }
 
 export function doctorCommand(context: CliContext): Command {
@@ -39,9 +41,11 @@ export function doctorCommand(context: CliContext): Command {
     .option('--startup-timeout <duration>', 'how long a server may take to become healthy (default 2m)')
     .option('--timeout <duration>', 'how long the live run may take (default 2m)')
     .option('--static-only', 'only the checks that do not run the container')
+    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--json', 'print the checklist as JSON on stdout')
     .action(async (flags: DoctorFlags) => {
       if (flags.port !== undefined && !/^\d+$/.test(flags.port)) throw usageError('INVALID_NUMBER', `--port: "${flags.port}" is not a port number.`, 'Give --port a number from 1 to 65535.');
+      const reports = parseReportTargets(flags.report);
       if (!flags.image) throw usageError('MISSING_IMAGE', 'image: no container image given.', 'Pass --image <ref>.');
       const report = await runDoctor(
         {
@@ -62,6 +66,7 @@ export function doctorCommand(context: CliContext): Command {
         { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`) },
       );
       context.stderr(formatChecklist(report));
+      await writeReports(reports, report);
       if (flags.json) context.stdout(JSON.stringify(report, null, 2));
       context.setExitCode(report.ok ? 0 : 1);
     });

@@ -4,6 +4,7 @@ import { formatRunSummary } from '../report/formatRunSummary.js';
 import { usageError } from '../errors.js';
 import { parseSizeBytes } from '../spec/parseSize.js';
 import { PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
+import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 
 interface RunFlags {
@@ -29,6 +30,7 @@ interface RunFlags {
   maxRestarts?: string;
   restartExitCodes?: string;
   network?: 'bridge' | 'none';
+  report?: string[];
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -115,8 +117,10 @@ export function runCommand(context: CliContext): Command {
     .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")
     .addOption(new Option('--network <mode>', 'container network: bridge (default, like Vertex) or none (hermetic)').choices(['bridge', 'none']))
     .option('--quiet', "do not stream the container's output")
+    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
     .action(async (flags: RunFlags) => {
+      const reports = parseReportTargets(flags.report);
       const job = await runJob(toRunJobOptions(flags), {
         logger: context.logger,
         signal: context.signal,
@@ -124,6 +128,7 @@ export function runCommand(context: CliContext): Command {
         ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
       });
       context.stderr(formatRunSummary(job));
+      await writeReports(reports, job);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

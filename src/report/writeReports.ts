@@ -1,0 +1,92 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { usageError } from '../errors.js';
+import type { DoctorReport } from '../doctor/runDoctor.js';
+import type { Diagnosis } from '../verdict/jobState.js';
+import { type BatchPredictionJobResource, type RunJobResource, writeJsonAtomic } from './jobResource.js';
+
+export type ReportFormat = 'junit' | 'json';
+export interface ReportTarget {
+  format: ReportFormat;
+  file: string;
+}
+
+/** Parses `--report junit=<file>` / `--report json=<file>`. */
+export function parseReportTargets(values: readonly string[] | undefined, cwd = process.cwd()): ReportTarget[] {
+  return (values ?? []).map((value) => {
+    const m = /^(junit|json)=(.+)$/.exec(value);
+    if (!m) throw usageError('INVALID_REPORT', `--report: "${value}" is not junit=<file> or json=<file>.`, 'Write --report junit=reports/vbe.xml or --report json=reports/vbe.json.');
+    return { format: m[1] as ReportFormat, file: path.resolve(cwd, m[2]!) };
+  });
+}
+
+interface TestCase {
+  classname: string;
+  name: string;
+  seconds: number;
+  failure?: { message: string; details: string };
+  output?: string;
+}
+
+const xml = (text: string) => text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+const diagnosisText = (ds: readonly Diagnosis[]) => ds.map((d) => `${d.severity} ${d.code}: ${d.message}${d.fix ? `\n  fix: ${d.fix}` : ''}${(d.evidence ?? []).map((e) => `\n  ${e}`).join('')}`).join('\n');
+
+function jobCases(job: RunJobResource | BatchPredictionJobResource): TestCase[] {
+  const command = job.emulator.contract === 'files' ? 'run' : 'batch-predict';
+  const main: TestCase = { classname: `vbe.${command}`, name: job.displayName, seconds: job.emulator.durationMs / 1000, output: `state ${job.state}\nrecord ${job.emulator.recordFile}` };
+  if (job.state !== 'JOB_STATE_SUCCEEDED') {
+    main.failure = { message: job.error ? `${job.state}: ${job.error.message}` : job.state, details: diagnosisText(job.emulator.diagnoses) };
+  }
+  const cases = [main];
+  if (job.emulator.contract === 'prediction-server') {
+    for (const [kind, info] of Object.entries((job as BatchPredictionJobResource).emulator.failuresByKind)) {
+      const d = job.emulator.diagnoses.find((x) => x.message.endsWith(`${info.count} instance(s) affected.`));
+      cases.push({
+        classname: `vbe.batch-predict.${job.displayName}`,
+        name: `${d?.code ?? kind} (${info.count} instance(s))`,
+        seconds: 0,
+        failure: { message: `${info.count} instance(s) failed: ${info.example}`, details: d ? diagnosisText([d]) : info.example },
+      });
+    }
+  }
+  return cases;
+}
+
+function doctorCases(report: DoctorReport): TestCase[] {
+  return report.checks.map((c) => {
+    const tc: TestCase = { classname: `vbe.doctor.${report.image}`, name: `${c.id}: ${c.title}`, seconds: 0, output: `${c.status}: ${c.summary}${(c.evidence ?? []).map((e) => `\n${e}`).join('')}` };
+    if (c.status === 'fail') tc.failure = { message: c.summary, details: [...(c.evidence ?? []), ...(c.fix ? [`fix: ${c.fix}`] : [])].join('\n') };
+    return tc;
+  });
+}
+
+export function toJUnit(suite: string, cases: readonly TestCase[]): string {
+  const failures = cases.filter((c) => c.failure).length;
+  const time = cases.reduce((t, c) => t + c.seconds, 0);
+  const body = cases
+    .map((c) => {
+      const inner = [
+        c.failure ? `      <failure message="${xml(c.failure.message)}" type="${xml(c.failure.message.split(':')[0]!)}">${xml(c.failure.details)}</failure>` : '',
+        c.output ? `      <system-out>${xml(c.output)}</system-out>` : '',
+      ].filter(Boolean);
+      return `    <testcase classname="${xml(c.classname)}" name="${xml(c.name)}" time="${c.seconds.toFixed(3)}">${inner.length ? `\n${inner.join('\n')}\n    ` : ''}</testcase>`;
+    })
+    .join('\n');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="vbe" tests="${cases.length}" failures="${failures}" time="${time.toFixed(3)}">\n  <testsuite name="${xml(suite)}" tests="${cases.length}" failures="${failures}" time="${time.toFixed(3)}">\n${body}\n  </testsuite>\n</testsuites>\n`;
+}
+
+/** Writes each requested report (atomically): a JUnit XML test suite, or the JSON result. */
+export async function writeReports(targets: readonly ReportTarget[], result: RunJobResource | BatchPredictionJobResource | DoctorReport): Promise<void> {
+  for (const target of targets) {
+    await mkdir(path.dirname(target.file), { recursive: true });
+    if (target.format === 'json') {
+      await writeJsonAtomic(target.file, result);
+      continue;
+    }
+    const isDoctor = 'checks' in result;
+    const suite = isDoctor ? `vbe doctor ${result.image}` : `vbe ${result.emulator.contract === 'files' ? 'run' : 'batch-predict'} ${result.displayName}`;
+    const temp = `${target.file}.${process.pid}.tmp`;
+    await writeFile(temp, toJUnit(suite, isDoctor ? doctorCases(result) : jobCases(result)), 'utf8');
+    await rename(temp, target.file);
+  }
+}

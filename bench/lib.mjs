@@ -133,34 +133,42 @@ export function table(rows) {
  * Watches for other work on this machine while the bench runs (another vitest or vbe process,
  * e.g. someone running `npm test`): with 2 cores, that skews timings. Samples /proc every second.
  */
-export function watchContention(pattern = /vitest|dist\/cli\/main\.js|scripts\/demo/) {
+const FOREIGN = /vitest|dist\/cli\/main\.js|scripts\/demo/;
+
+/** Other vitest / vbe processes running now (not started by this process). */
+export function foreignProcesses(pattern = FOREIGN) {
+  const found = new Map();
+  let pids = [];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (!pattern.test(cmd)) continue;
+      const ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      if (ppid === process.pid) continue; // ours
+      found.set(pid, cmd.slice(0, 160));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+export function watchContention(pattern = FOREIGN) {
   const seen = new Map();
   let samples = 0;
   let contended = 0;
   const loads = [];
   const tick = () => {
     samples += 1;
-    let foreign = false;
-    let pids = [];
-    try {
-      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-    } catch {
-      return;
-    }
-    for (const pid of pids) {
-      if (Number(pid) === process.pid) continue;
-      try {
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-        if (!pattern.test(cmd)) continue;
-        const ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-        if (ppid === process.pid) continue; // ours
-        foreign = true;
-        seen.set(pid, cmd.slice(0, 160));
-      } catch {
-        // gone
-      }
-    }
-    if (foreign) contended += 1;
+    const found = foreignProcesses(pattern);
+    for (const [pid, cmd] of found) seen.set(pid, cmd);
+    if (found.size) contended += 1;
     try {
       loads.push(Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]));
     } catch {

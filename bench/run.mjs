@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, ROOT, docker, dockerTimed, fmtBytes, fmtMs, fmtRate, median, round, runCli, sh, summary, table, watchContention } from './lib.mjs';
+import { CLI, ROOT, docker, dockerTimed, fmtBytes, fmtMs, fmtRate, foreignProcesses, median, round, runCli, sh, summary, table, watchContention } from './lib.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const MODE = QUICK ? 'quick' : 'full';
@@ -667,6 +667,23 @@ async function cleanup({ images = true } = {}) {
 
 // ---------------------------------------------------------------- main
 
+/** BENCH_WAIT_QUIET=<seconds>: first wait (up to that long) until no other vitest/vbe process has run for 30 s. */
+async function waitForQuiet(maxSeconds) {
+  if (!maxSeconds) return;
+  const deadline = Date.now() + maxSeconds * 1000;
+  let quietSince = Date.now();
+  for (;;) {
+    if (foreignProcesses().size) quietSince = Date.now();
+    if (Date.now() - quietSince >= 30_000) return;
+    if (Date.now() > deadline) {
+      log(`the machine did not become quiet within ${maxSeconds} s: running anyway`);
+      return;
+    }
+    checkInterrupted();
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 async function main() {
   process.on('SIGINT', () => {
     if (interrupted) process.exit(130);
@@ -678,6 +695,7 @@ async function main() {
   await readFile(CLI).catch(() => {
     throw new Error(`${CLI} is missing: run npm run build (npm run bench does)`);
   });
+  await waitForQuiet(Number(process.env.BENCH_WAIT_QUIET ?? 0));
   const env = await environment();
   log(`mode ${MODE}, cases ${[...CASES].join(',')}, run ${RUN_ID}`);
   workDir = await mkdtemp(path.join(os.tmpdir(), 'vbe-bench-'));

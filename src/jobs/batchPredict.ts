@@ -167,7 +167,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
           const memory = await start.started.watchMemory();
-          replicas.push({ index, started: start.started, memory, client: new PredictionClient(hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
+          replicas.push({ index, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
         }
         progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
         const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal)));

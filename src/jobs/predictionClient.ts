@@ -1,10 +1,11 @@
 import http from 'node:http';
 
-/** Talks HTTP to a model server's published port on 127.0.0.1 (never a container address). */
+/** Talks HTTP to a model server's published port on the engine's host (127.0.0.1 for a local engine; never a container address). */
 export class PredictionClient {
   private readonly agent: http.Agent;
 
   constructor(
+    readonly host: string,
     readonly hostPort: number,
     maxSockets: number,
   ) {
@@ -67,7 +68,7 @@ export class PredictionClient {
       };
       const req = http.request(
         {
-          host: '127.0.0.1',
+          host: this.host,
           port: this.hostPort,
           path: route,
           method,

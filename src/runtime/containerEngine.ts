@@ -2,6 +2,7 @@ import os from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { emulatorError, VbeError } from '../errors.js';
+import { endpointCandidates, isLocalEndpoint, publishedPortHost } from './dockerEndpoint.js';
 import type { RegistryAuth } from './registryAuth.js';
 
 /**
@@ -74,7 +75,7 @@ export interface ContainerCreateSpec {
   labels: Record<string, string>;
   /** 'bridge' (default, as a Vertex replica has a network) or 'none' (hermetic runs). Never the host's. */
   network?: 'bridge' | 'none';
-  /** A container TCP port published on 127.0.0.1 only, on a free host port. */
+  /** A container TCP port published on a free host port: on 127.0.0.1 only for a local engine. */
   publishPort?: number;
 }
 
@@ -124,27 +125,55 @@ function statusCode(error: unknown): number | undefined {
 }
 
 export class ContainerEngine {
-  private constructor(private readonly docker: Docker) {}
+  private constructor(
+    private readonly docker: Docker,
+    readonly endpoint: string,
+  ) {}
 
-  /** Connects and pings; an engine that does not answer is ENGINE_UNREACHABLE (exit 3). */
-  static async connect(options: { timeoutMs?: number } = {}): Promise<ContainerEngine> {
-    const docker = new Docker();
-    const engine = new ContainerEngine(docker);
+  /**
+   * Finds the engine the way users expect (DOCKER_HOST, the current docker context, the usual
+   * desktop and rootless sockets) and pings it; when none answers, ENGINE_UNREACHABLE (exit 3)
+   * lists what was tried.
+   */
+  static async connect(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ContainerEngine> {
     const timeoutMs = options.timeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        docker.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(Object.assign(new Error('ping timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
-        }),
-      ]);
-    } catch (error) {
-      throw engineError(error, 'connecting');
-    } finally {
-      clearTimeout(timer);
+    const tried: string[] = [];
+    const candidates = endpointCandidates(options.env);
+    let lastError: unknown;
+    for (const candidate of candidates) {
+      const docker = new Docker(candidate.options);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          docker.ping(),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(Object.assign(new Error('ping timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
+          }),
+        ]);
+        return new ContainerEngine(docker, candidate.host);
+      } catch (error) {
+        lastError = error;
+        tried.push(`${candidate.host} (${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      } finally {
+        clearTimeout(timer);
+      }
     }
-    return engine;
+    throw emulatorError(
+      'ENGINE_UNREACHABLE',
+      `Cannot reach a Docker engine. Tried: ${tried.join('; ')}.`,
+      'Start Docker (e.g. `sudo systemctl start docker`, or open Docker Desktop, Colima, Rancher Desktop, OrbStack or Podman), or point DOCKER_HOST at a running engine, then run again.',
+      lastError,
+    );
+  }
+
+  /** Where this engine's published ports answer (127.0.0.1 for a local engine). */
+  get publishedHost(): string {
+    return publishedPortHost(this.endpoint);
+  }
+
+  /** Whether the engine runs on this machine (its published ports are on our loopback). */
+  get isLocal(): boolean {
+    return isLocalEndpoint(this.endpoint);
   }
 
   /** Whether the engine still answers a ping within `timeoutMs`. */
@@ -170,7 +199,7 @@ export class ContainerEngine {
     if (error instanceof VbeError && error.kind === 'emulator' && error.code !== 'ENGINE_LOST' && (await gone())) {
       return emulatorError(
         'ENGINE_LOST',
-        `The Docker engine at ${describeEndpoint()} stopped answering during the job (${error.message}).`,
+        `The Docker engine at ${this.endpoint} stopped answering during the job (${error.message}).`,
         'Start Docker again, then run `vbe prune` to remove what this run could not, and run the job again.',
         error,
       );
@@ -301,7 +330,8 @@ export class ContainerEngine {
     if (spec.publishPort) {
       const key = `${spec.publishPort}/tcp`;
       options.ExposedPorts = { [key]: {} };
-      options.HostConfig!.PortBindings = { [key]: [{ HostIp: '127.0.0.1', HostPort: '' }] };
+      // A remote engine's loopback is not ours: there the port must be reachable on its host.
+      options.HostConfig!.PortBindings = { [key]: [{ HostIp: this.isLocal ? '127.0.0.1' : '0.0.0.0', HostPort: '' }] };
     }
     if (spec.entrypoint) options.Entrypoint = spec.entrypoint;
     if (spec.cmd) options.Cmd = spec.cmd;

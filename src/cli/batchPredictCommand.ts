@@ -43,6 +43,7 @@ interface BatchFlags {
   json?: boolean;
   secretEnv?: string[];
   maxLogSize?: string;
+  gpu?: boolean;
   report?: string[];
 }
 
@@ -129,6 +130,7 @@ export function batchPredictCommand(context: CliContext): Command {
     .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))
     .option('--display-name <name>', 'the job displayName')
     .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
+    .option('--no-gpu', 'run CPU-only even when the machine spec asks for accelerators')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--quiet', "do not stream the servers' output")
     .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')

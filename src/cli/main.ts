@@ -14,7 +14,15 @@ const version = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 /** The single error boundary and the only place that exits the process. */
 async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
-  const logger = pino({ level: verbose ? 'debug' : 'warn' }, pino.destination(2));
+  const quiet = argv.includes('--quiet');
+  const formatIndex = argv.indexOf('--log-format');
+  const logFormat = formatIndex >= 0 ? argv[formatIndex + 1] : process.stderr.isTTY ? 'human' : 'json';
+  if (logFormat !== 'human' && logFormat !== 'json') {
+    process.stderr.write(`vbe: error INVALID_LOG_FORMAT: --log-format: "${logFormat}" is not human or json.\n  fix: Use --log-format human or --log-format json.\n`);
+    return 2;
+  }
+  const level = verbose ? 'debug' : quiet ? 'error' : 'warn';
+  const logger = pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream());
   const controller = new AbortController();
   let exitCode = 0;
   let interrupts = 0;
@@ -43,7 +51,8 @@ async function main(argv: string[]): Promise<number> {
   const program = new Command('vbe')
     .description('vertex-batch-emulator: run Vertex AI batch jobs locally in Docker and judge them the way Vertex would.')
     .version(version)
-    .option('--verbose', 'debug logging (JSON lines on stderr)')
+    .option('--verbose', 'debug logging on stderr')
+    .option('--log-format <format>', 'logs on stderr: human (default on a terminal) or json (pino lines; default otherwise)')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(runCommand(context).exitOverride());
@@ -51,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
   program.addCommand(doctorCommand(context).exitOverride());
   program.addCommand(pruneCommand(context).exitOverride());
   try {
-    await program.parseAsync(argv.filter((a) => a !== '--verbose'), { from: 'user' });
+    await program.parseAsync(withoutGlobalFlags(argv), { from: 'user' });
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -66,6 +75,37 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vbe: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
     return 3;
   }
+}
+
+/** Global flags are read before parsing and accepted anywhere on the line. */
+function withoutGlobalFlags(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--verbose') continue;
+    if (argv[i] === '--log-format') {
+      i += 1;
+      continue;
+    }
+    out.push(argv[i]!);
+  }
+  return out;
+}
+
+const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** pino lines rendered for a person: `vbe warn: message (error text)`. */
+function humanLogStream(): { write(line: string): void } {
+  return {
+    write(line: string) {
+      try {
+        const entry = JSON.parse(line) as { level: number; msg?: string; err?: { message?: string }; phase?: string };
+        const extra = [entry.phase ? `phase ${entry.phase}` : '', entry.err?.message ?? ''].filter(Boolean).join('; ');
+        process.stderr.write(`vbe ${LEVELS[entry.level] ?? entry.level}: ${entry.msg ?? ''}${extra ? ` (${extra})` : ''}\n`);
+      } catch {
+        process.stderr.write(line);
+      }
+    },
+  };
 }
 
 main(process.argv.slice(2)).then(

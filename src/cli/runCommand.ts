@@ -27,6 +27,7 @@ interface RunFlags {
   quiet?: boolean;
   secretEnv?: string[];
   maxLogSize?: string;
+  gpu?: boolean;
   maxRestarts?: string;
   restartExitCodes?: string;
   network?: 'bridge' | 'none';
@@ -54,8 +55,9 @@ export function collectParts(flag: string) {
 }
 
 /** Flags both job commands share, as options. */
-export function commonJobFlags(flags: { secretEnv?: string[]; maxLogSize?: string }): Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes'> {
-  const out: Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes'> = {};
+export function commonJobFlags(flags: { secretEnv?: string[]; maxLogSize?: string; gpu?: boolean }): Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu'> {
+  const out: Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu'> = {};
+  if (flags.gpu === false) out.noGpu = true;
   if (flags.secretEnv?.length) out.secretEnv = flags.secretEnv;
   if (flags.maxLogSize) out.maxLogBytes = parseSizeBytes(flags.maxLogSize, '--max-log-size');
   return out;
@@ -112,6 +114,7 @@ export function runCommand(context: CliContext): Command {
     .option('--stop-grace <duration>', 'time between SIGTERM and SIGKILL when cancelling (default 10s)')
     .option('--max-output-file-size <size>', 'largest output file copied back (default 4GiB)')
     .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
+    .option('--no-gpu', 'run CPU-only even when the machine spec asks for accelerators')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
     .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")

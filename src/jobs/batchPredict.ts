@@ -20,6 +20,7 @@ import { newJobId } from './jobId.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
+import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 import { PredictionClient } from './predictionClient.js';
 import type { RunJobHooks } from './runJob.js';
@@ -65,6 +66,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
   const limits = machineLimits(base.machine, host);
+  const gpus = checkAccelerators(base.accelerator, host);
   const warnings = [...base.warnings, ...limits.warnings];
   if (spec.replicaCount > 1 && limits.cappedToHost) warnings.push(`${spec.replicaCount} replicas share this host's ${host.cpus} CPUs; each gets the machine type's limits, capped.`);
 
@@ -140,6 +142,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
               memoryBytes: limits.memoryBytes,
               mounts,
               publishPort: spec.port,
+              ...(gpus ? { gpus } : {}),
             }),
           );
         }

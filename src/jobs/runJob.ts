@@ -22,6 +22,7 @@ import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/ju
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
+import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 
 /** The emulator's record directory inside the output directory. */
@@ -64,6 +65,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
   const limits = machineLimits(spec.machine, host);
+  const gpus = checkAccelerators(spec.accelerator, host);
   const warnings = [...spec.warnings, ...limits.warnings];
 
   const observation: RunObservation = {
@@ -137,6 +139,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           memoryBytes: limits.memoryBytes,
           mounts,
           network: spec.network,
+          ...(gpus ? { gpus } : {}),
         });
       const created = await timed('stage', async () => {
         const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);

@@ -24,6 +24,8 @@ export function resourceLabels(jobId: string): Record<string, string> {
 }
 
 export interface HostInfo {
+  /** Whether the engine has the NVIDIA runtime (nvidia-container-toolkit). */
+  nvidiaRuntime: boolean;
   cpus: number;
   memoryBytes: number;
   /** Engine architecture as Go names it: amd64, arm64. */
@@ -75,6 +77,8 @@ export interface ContainerCreateSpec {
   labels: Record<string, string>;
   /** 'bridge' (default, as a Vertex replica has a network) or 'none' (hermetic runs). Never the host's. */
   network?: 'bridge' | 'none';
+  /** NVIDIA GPUs to request (docker run --gpus N). */
+  gpus?: number;
   /** A container TCP port published on a free host port: on 127.0.0.1 only for a local engine. */
   publishPort?: number;
 }
@@ -211,6 +215,7 @@ export class ContainerEngine {
     const info = await call('reading engine info', () => this.docker.info() as Promise<Record<string, unknown>>);
     const arch = String(info.Architecture ?? os.arch());
     return {
+      nvidiaRuntime: Boolean((info.Runtimes as Record<string, unknown> | undefined)?.nvidia),
       cpus: Number(info.NCPU ?? os.cpus().length),
       memoryBytes: Number(info.MemTotal ?? os.totalmem()),
       architecture: arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch,
@@ -333,6 +338,7 @@ export class ContainerEngine {
       // A remote engine's loopback is not ours: there the port must be reachable on its host.
       options.HostConfig!.PortBindings = { [key]: [{ HostIp: this.isLocal ? '127.0.0.1' : '0.0.0.0', HostPort: '' }] };
     }
+    if (spec.gpus) options.HostConfig!.DeviceRequests = [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }];
     if (spec.entrypoint) options.Entrypoint = spec.entrypoint;
     if (spec.cmd) options.Cmd = spec.cmd;
     const container = await call(`creating container ${spec.name}`, () => this.docker.createContainer(options));

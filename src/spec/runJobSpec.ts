@@ -47,6 +47,8 @@ export interface RunJobOptions {
   restartExitCodes?: number[] | 'vertex';
   /** The container's network: 'bridge' (default, like a Vertex replica) or 'none' (hermetic). */
   network?: 'bridge' | 'none';
+  /** Run CPU-only even when the machine spec asks for accelerators. */
+  noGpu?: boolean;
 }
 
 /** A path or URI as written, with the directory a relative local path is relative to. */
@@ -76,6 +78,8 @@ export interface RunJobSpec {
   maxLogBytes: number;
   maxRestarts: number;
   network: 'bridge' | 'none';
+  /** GPUs the job asks for (machineSpec.acceleratorType/Count or a GPU machine type), unless --no-gpu. */
+  accelerator?: { type: string; count: number };
   /** Undefined: any non-zero exit is restarted (when maxRestarts > 0). */
   restartExitCodes?: number[];
   /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
@@ -143,9 +147,12 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   const machineSpec = file.dedicatedResources?.machineSpec ?? pool?.machineSpec;
   const machineField = options.machineType ? '--machine-type' : machineSpec ? 'dedicatedResources.machineSpec.machineType' : 'machineType';
   const machine = getMachineType(options.machineType ?? machineSpec?.machineType ?? DEFAULT_MACHINE_TYPE, machineField);
-  if (machineSpec?.acceleratorType || machine.accelerator) {
-    const accel = machineSpec?.acceleratorType ?? machine.accelerator?.type;
-    warnings.push(`Accelerator ${accel} requested: this emulator runs the container CPU-only.`);
+  const acceleratorType = machineSpec?.acceleratorType ?? machine.accelerator?.type;
+  const acceleratorCount = machineSpec?.acceleratorCount ?? machine.accelerator?.count ?? (acceleratorType ? 1 : 0);
+  let accelerator: RunJobSpec['accelerator'];
+  if (acceleratorType && acceleratorCount > 0) {
+    if (options.noGpu) warnings.push(`${acceleratorCount} x ${acceleratorType} requested; running CPU-only (--no-gpu).`);
+    else accelerator = { type: acceleratorType, count: acceleratorCount };
   }
 
   const env = mergeEnv(containerSpec.env ?? [], options.env, specField);
@@ -203,6 +210,7 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   if (!['bridge', 'none'].includes(spec.network)) {
     throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
   }
+  if (accelerator) spec.accelerator = accelerator;
   const restartCodes = options.restartExitCodes === 'vertex' ? VERTEX_RESTARTED_EXIT_CODES : options.restartExitCodes;
   if (restartCodes) spec.restartExitCodes = restartCodes;
   const command = options.command ?? containerSpec.command;

@@ -62,4 +62,14 @@ describe('Docker hosts users have', () => {
     expect(failing.code).toBe(3);
     expect(failing.stderr).toMatch(/Tried: tcp:\/\/127\.0\.0\.1:1 \(DOCKER_HOST: ECONNREFUSED\)/);
   });
+
+  it('a job asking for GPUs on an engine without them: exit 2 saying so; --no-gpu runs it CPU-only', async () => {
+    const asked = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', path.join(work, 'gpu'), '--machine-type', 'g2-standard-4']);
+    expect(asked.code).toBe(2);
+    expect(asked.stderr).toContain('error NO_GPU: The job asks for 1 x NVIDIA_L4, but this Docker engine has no NVIDIA GPU runtime.');
+    expect(asked.stderr).toContain('--no-gpu');
+    const cpu = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', path.join(work, 'cpu'), '--machine-type', 'g2-standard-4', '--no-gpu', '--command', 'sh', '--command', '-c', '--command', 'echo ok > $AIP_BATCH_OUTPUT_DIR/ok']);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    expect(cpu.stderr).toContain('running CPU-only (--no-gpu)');
+  });
 });

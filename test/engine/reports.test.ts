@@ -53,4 +53,16 @@ describe('CI reports', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--report: "html=out.html" is not junit=<file> or json=<file>');
   });
+
+  it('logs: pino JSON lines when piped or with --log-format json, readable lines with --log-format human', async () => {
+    const args = ['run', '--verbose', '--image', BUSYBOX, '--input', input, '--output', path.join(work, 'logs'), '--quiet', '--command', 'sh', '--command', '-c', '--command', 'echo ok > $AIP_BATCH_OUTPUT_DIR/ok'];
+    const piped = await runVbe(args);
+    const json = piped.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(json.some((e) => e.level === 20 && e.msg === 'phase done' && e.phase === 'run')).toBe(true);
+    const human = await runVbe([...args, '--log-format', 'human']);
+    expect(human.stderr).toContain('vbe debug: phase done (phase run)');
+    expect(human.stderr).not.toContain('{"level"');
+    const bad = await runVbe([...args, '--log-format', 'xml']);
+    expect(bad.code).toBe(2);
+  });
 });

@@ -166,8 +166,12 @@ describe('job spec files', () => {
     expect(usage(() => mergeRunJobSpec(base, file, dirs)).message).toContain('containerSpec.env[0].name');
   });
 
-  it('warns that accelerators run CPU-only', () => {
-    const file = parse({ dedicatedResources: { machineSpec: { machineType: 'n1-standard-4', acceleratorType: 'NVIDIA_TESLA_T4', acceleratorCount: 1 } } });
-    expect(mergeRunJobSpec(base, file, dirs).warnings.join()).toContain('NVIDIA_TESLA_T4');
+  it('accelerators from the machine spec or a GPU machine type are requested; --no-gpu drops them with a warning', () => {
+    const file = parse({ dedicatedResources: { machineSpec: { machineType: 'n1-standard-4', acceleratorType: 'NVIDIA_TESLA_T4', acceleratorCount: 2 } } });
+    expect(mergeRunJobSpec(base, file, dirs).accelerator).toEqual({ type: 'NVIDIA_TESLA_T4', count: 2 });
+    expect(mergeRunJobSpec({ ...base, machineType: 'g2-standard-24' }, {}, dirs).accelerator).toEqual({ type: 'NVIDIA_L4', count: 2 });
+    const cpu = mergeRunJobSpec({ ...base, noGpu: true }, file, dirs);
+    expect(cpu.accelerator).toBeUndefined();
+    expect(cpu.warnings.join()).toContain('running CPU-only (--no-gpu)');
   });
 });

@@ -4,7 +4,7 @@ import { formatBatchSummary } from '../report/formatBatchSummary.js';
 import { usageError } from '../errors.js';
 import type { BatchPredictOptions, OutputNaming } from '../spec/batchPredictSpec.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
-import { INSTANCES_FORMATS } from '../spec/vertexSchemas.js';
+import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { collectParts, commonJobFlags, wholeNumber } from './runCommand.js';

@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { parse as parseCsv } from 'csv-parse';
 import { gcsHostPath, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
 import type { InstanceConfig } from '../spec/vertexSchemas.js';
 import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from './convertInstance.js';
@@ -113,6 +112,7 @@ async function* readJsonl(file: string, config: InstanceConfig): AsyncGenerator<
 }
 
 async function* readCsv(file: string, config: InstanceConfig): AsyncGenerator<InstanceRecord> {
+  const { parse: parseCsv } = await import('csv-parse');
   const parser = createReadStream(file).pipe(
     parseCsv({
       relax_column_count: true,

@@ -15,7 +15,7 @@ import { type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/
 import { type CollectionResult, collectOutputs } from '../staging/collectOutputs.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
-import { createWritableDirs, stageInputs } from '../staging/stageInputs.js';
+import { stageInputs } from '../staging/stageInputs.js';
 import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
@@ -146,10 +146,9 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         await resources.volume(`vbe-${jobId}-data`);
         if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
         const created = await newReplica(0);
-        await createWritableDirs(created, [output.containerDir]);
         const fileCount = inputs.files.length + (model?.files.length ?? 0);
         progress(`staging ${fileCount} file(s), ${formatBytes(inputs.totalBytes + (model?.totalBytes ?? 0))}`);
-        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])]);
+        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])], [output.containerDir]);
         return created;
       });
 

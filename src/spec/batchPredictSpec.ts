@@ -3,14 +3,8 @@ import { usageError } from '../errors.js';
 import { loadSpecFile } from './loadSpecFile.js';
 import { parseDurationMs } from './parseDuration.js';
 import { mergeRunJobSpec, type RunJobOptions, type RunJobSpec } from './runJobSpec.js';
-import {
-  type BatchPredictionJobFile,
-  batchPredictionJobSchema,
-  type InstanceConfig,
-  INSTANCES_FORMATS,
-  type InstancesFormat,
-  parseWithSchema,
-} from './vertexSchemas.js';
+import { INSTANCES_FORMATS, type InstancesFormat } from './instancesFormats.js';
+import type { BatchPredictionJobFile, InstanceConfig } from './vertexSchemas.js';
 
 export type OutputNaming = 'results' | 'predictions';
 
@@ -67,6 +61,7 @@ export async function resolveBatchPredictSpec(options: BatchPredictOptions): Pro
   let specDir = cwd;
   if (options.spec) {
     const specPath = path.resolve(cwd, options.spec);
+    const { parseWithSchema, batchPredictionJobSchema } = await import('./vertexSchemas.js');
     file = parseWithSchema(batchPredictionJobSchema, await loadSpecFile(specPath), `--spec ${options.spec}`);
     specDir = path.dirname(specPath);
   }

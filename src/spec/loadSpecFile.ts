@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { usageError } from '../errors.js';
 
 /** Reads a job spec written as JSON or YAML (YAML is a superset, but JSON errors read better). */
@@ -17,6 +16,7 @@ export async function loadSpecFile(file: string): Promise<unknown> {
   }
   try {
     if (/\.json$/i.test(file)) return JSON.parse(text);
+    const { parse: parseYaml } = await import('yaml');
     return parseYaml(text);
   } catch (error) {
     throw usageError('SPEC_PARSE_ERROR', `--spec: "${file}" is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML/JSON'}: ${(error as Error).message}`, 'Fix the syntax error and run again.');

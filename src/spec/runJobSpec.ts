@@ -4,7 +4,7 @@ import { type EnvVar } from './expandVertexReferences.js';
 import { loadSpecFile } from './loadSpecFile.js';
 import { DEFAULT_MACHINE_TYPE, getMachineType, type MachineType } from './machineTypes.js';
 import { parseDurationMs } from './parseDuration.js';
-import { type ContainerSpec, parseWithSchema, runJobSpecFileSchema, type RunJobSpecFile } from './vertexSchemas.js';
+import type { ContainerSpec, RunJobSpecFile } from './vertexSchemas.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
 export const PULL_POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never'];
@@ -99,6 +99,8 @@ export async function resolveRunJobSpec(options: RunJobOptions): Promise<RunJobS
   let specDir = cwd;
   if (options.spec) {
     const specPath = path.resolve(cwd, options.spec);
+    // The schema library is loaded only when a spec file is given: a plain run starts faster.
+    const { parseWithSchema, runJobSpecFileSchema } = await import('./vertexSchemas.js');
     file = parseWithSchema(runJobSpecFileSchema, await loadSpecFile(specPath), `--spec ${options.spec}`);
     specDir = path.dirname(specPath);
   }

@@ -136,8 +136,7 @@ export function parseWithSchema<T extends z.ZodType>(schema: T, data: unknown, s
   );
 }
 
-export const INSTANCES_FORMATS = ['jsonl', 'csv', 'file-list', 'tf-record', 'tf-record-gzip', 'bigquery'] as const;
-export type InstancesFormat = (typeof INSTANCES_FORMATS)[number];
+export { INSTANCES_FORMATS, type InstancesFormat } from './instancesFormats.js';
 
 export const instanceConfigSchema = z.strictObject({
   instanceType: z.enum(['object', 'array']).optional(),

@@ -410,7 +410,7 @@ export class CreatedContainer {
     // Attach before starting: nothing printed is missed, and an attached stream is much faster
     // than following the engine's log file.
     const raw = (await call('attaching to the container', () =>
-      this.container.attach({ stream: true, stdout: true, stderr: true, logs: true }),
+      this.container.attach({ stream: true, stdout: true, stderr: true, logs: false }),
     )) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
     try {
       await this.container.start();

@@ -17,6 +17,7 @@ import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
 import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
+import { usageError } from '../errors.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
@@ -57,6 +58,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     const inputs = await resolveInputs(spec.inputs, spec.gcsRoot);
     const model = spec.modelDir ? await resolveModelDir(spec.modelDir, spec.gcsRoot) : undefined;
     const output = await resolveOutput(spec.output, spec.gcsRoot);
+    checkInputListLength(inputs);
     return { spec, inputs, model, output };
   });
   const recordDir = path.join(output.hostDir, RECORD_DIR_NAME);
@@ -325,4 +327,18 @@ function vertexFileContractEnv(jobId: string, spec: RunJobSpec, inputs: Resolved
   ];
   if (modelDir) env.push({ name: 'AIP_MODEL_DIR', value: modelDir });
   return env;
+}
+
+/** Linux refuses one environment string longer than 32 pages (MAX_ARG_STRLEN): execve fails with E2BIG. */
+const MAX_ENV_STRING_BYTES = 131_072;
+
+function checkInputListLength(inputs: ResolvedInputs): void {
+  const bytes = Buffer.byteLength(`AIP_BATCH_INPUT_URIS=${inputs.files.map((f) => f.containerPath).join(',')}`) + 1;
+  if (bytes > MAX_ENV_STRING_BYTES) {
+    throw usageError(
+      'INPUT_LIST_TOO_LONG',
+      `input: ${inputs.files.length} files make AIP_BATCH_INPUT_URIS ${bytes} bytes; Linux refuses an environment variable over ${MAX_ENV_STRING_BYTES} bytes, so the container could not start.`,
+      'Pass fewer, larger input files (e.g. concatenate them, or shard the job), or give the model its data another way (a model directory with --model-dir).',
+    );
+  }
 }

@@ -22,6 +22,8 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'b/x.jsonl'), '{}\n');
   await writeFile(path.join(dir, 'a-file'), 'x');
   execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  await mkdir(path.join(dir, 'many'));
+  await Promise.all(Array.from({ length: 5000 }, (_, i) => writeFile(path.join(dir, 'many', `file-${String(i).padStart(5, '0')}.jsonl`), '{}\n')));
   const specs: Record<string, string> = {
     'bad.yaml': 'displayName: [unclosed\n',
     'bad.json': '{"displayName": ',
@@ -57,6 +59,7 @@ const cases: Array<[string, string[], RegExp]> = [
   ['empty directory', run('--input', 'empty-dir'), /--input\[1\]: directory "empty-dir" holds no files/],
   ['a FIFO as input', run('--input', 'fifo'), /--input\[1\]: "fifo" is not a regular file/],
   ['two inputs landing on one path', run('--input', 'a/x.jsonl', '--input', 'b/x.jsonl'), /would both be staged at \/vbe\/inputs\/x\.jsonl/],
+  ['more input files than one environment variable can list', run('--input', 'many'), /input: 5001 files make AIP_BATCH_INPUT_URIS \d+ bytes; Linux refuses an environment variable over 131072 bytes/],
   ['gs:// without bucket', run('--input', 'gs:///x.jsonl'), /--input\[1\]: "gs:\/\/\/x\.jsonl" has no bucket/],
   ['gs:// bad bucket', run('--input', 'gs://Bad_Bucket!/x'), /is not a valid bucket name/],
   ['gs:// climbing', run('--input', 'gs://bkt/../x'), /contains "\.\."/],

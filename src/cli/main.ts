@@ -11,6 +11,10 @@ import { runCommand } from './runCommand.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+// Copying outputs back writes many files at once: give libuv's file-system pool room for them
+// (it starts on the first asynchronous file operation, after this line).
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 /** The single error boundary and the only place that exits the process. */
 async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, realpath, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,6 +40,7 @@ export interface CollectOptions {
 type TarEntry = NodeJS.ReadableStream & AsyncIterable<Buffer> & { header: tarStream.Header };
 
 const LIST_LIMIT = 1000;
+const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 const REFUSED_LIMIT = 100;
 
 /**
@@ -57,12 +58,31 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
     if (result.refused.length < REFUSED_LIMIT) result.refused.push({ path: entryPath, reason });
   };
 
+  // Directories known to resolve inside the output dir; true when this collection created them
+  // (then they hold only what it wrote). Checked once each, not once per file.
+  const verifiedDirs = new Map<string, boolean>([[root, false]]);
+  const ensureDirectory = async (dir: string): Promise<boolean> => {
+    if (verifiedDirs.has(dir)) return true;
+    const existed = await lstat(dir).then(
+      () => true,
+      () => false,
+    );
+    await mkdir(dir, { recursive: true });
+    if (!(await staysInside(root, dir))) return false;
+    verifiedDirs.set(dir, !existed);
+    return true;
+  };
+
+  const inFlight = new WriteQueue(16);
+
   const extract = tarStream.extract();
   const feeding = pipeline(archive, extract);
   feeding.catch(() => undefined); // surfaced through the iterator below
   try {
     await extractEntries();
+    await inFlight.drain();
   } catch (error) {
+    await inFlight.settle();
     const code = (error as NodeJS.ErrnoException).code;
     if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;
     // The host side failed (disk full...): keep what was copied whole, say what happened.
@@ -95,8 +115,7 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
       const target = path.join(root, ...relative.split('/'));
       switch (header.type) {
         case 'directory':
-          await mkdir(target, { recursive: true });
-          if (!(await staysInside(root, target))) refuse(relative, 'directory resolves outside the output directory');
+          if (!(await ensureDirectory(target))) refuse(relative, 'directory resolves outside the output directory');
           await drain();
           break;
         case 'file':
@@ -106,13 +125,14 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
             await drain();
             break;
           }
-          await mkdir(path.dirname(target), { recursive: true });
-          if (!(await staysInside(root, path.dirname(target)))) {
+          const parent = path.dirname(target);
+          if (!(await ensureDirectory(parent))) {
             refuse(relative, 'parent directory resolves outside the output directory');
             await drain();
             break;
           }
-          const existing = await lstat(target).catch(() => undefined);
+          // In a directory this collection created, nothing can be in the way; elsewhere, look first.
+          const existing = verifiedDirs.get(parent) ? undefined : await lstat(target).catch(() => undefined);
           if (existing && !existing.isFile()) {
             refuse(relative, 'a non-file already exists at this path in the output directory');
             await drain();
@@ -120,12 +140,31 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
           }
           // Write to a temporary name and rename, so an interrupted copy never leaves a half file.
           const partial = `${target}.vbe-partial`;
-          try {
-            await pipeline(entry, createWriteStream(partial, { mode: 0o644 | (header.mode ?? 0) & 0o111 }));
-            await rename(partial, target);
-          } catch (error) {
-            await rm(partial, { force: true });
-            throw error;
+          const mode = 0o644 | ((header.mode ?? 0) & 0o111);
+          const writeSmall = async (data: Buffer) => {
+            try {
+              await writeFile(partial, data, { mode });
+              await rename(partial, target);
+            } catch (error) {
+              await rm(partial, { force: true });
+              throw error;
+            }
+          };
+          if (header.size <= SMALL_FILE_BYTES) {
+            // Small files: read whole (bounded), then write in the background, a few at a time, so
+            // the disk's latency overlaps with reading the next entries.
+            const chunks: Buffer[] = [];
+            for await (const chunk of entry) chunks.push(chunk);
+            await inFlight.add(() => writeSmall(Buffer.concat(chunks)));
+          } else {
+            await inFlight.drain();
+            try {
+              await pipeline(entry, createWriteStream(partial, { mode, highWaterMark: 1024 * 1024 }));
+              await rename(partial, target);
+            } catch (error) {
+              await rm(partial, { force: true });
+              throw error;
+            }
           }
           result.fileCount += 1;
           result.totalBytes += header.size;
@@ -146,6 +185,36 @@ export async function collectOutputs(archive: Readable, hostDir: string, options
       }
     }
     await feeding;
+  }
+}
+
+/** At most `limit` writes at once; the first failure is thrown by the next add() or drain(). */
+class WriteQueue {
+  private readonly running = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(private readonly limit: number) {}
+
+  async add(task: () => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure;
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    if (this.failure) throw this.failure;
+    const run: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.running.delete(run));
+    this.running.add(run);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.running);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for what is running, ignoring failures (the caller is already handling one). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.running);
   }
 }
 

@@ -27,7 +27,10 @@ import type { RunJobHooks } from './runJob.js';
 
 export const RECORD_DIR_NAME = '.vbe';
 const PROBE_TIMEOUT_MS = 10_000; // Vertex's health probe timeout
+// Probe often while a server starts (most are up within a second), then back off.
 const PROBE_INTERVAL_MS = 500;
+const FIRST_PROBE_INTERVAL_MS = 50;
+const FAST_PROBE_WINDOW_MS = 5000;
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_PARTIAL_FAILURES = 20;
 const PROBE_ROUTES = ['/', '/health', '/healthz', '/ping', '/ready', '/v1/models', '/predict', '/isalive'];
@@ -324,7 +327,8 @@ async function waitUntilReady(replica: Replica, spec: BatchPredictSpec, healthRo
       }
       return { outcome: 'never-ready', replica: replica.index, startupTimeoutMs: spec.startupTimeoutMs, lastHealth, ...(listeners ? { listeners } : {}), routesAnswering200 };
     }
-    await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+    const waited = spec.startupTimeoutMs - (deadline - Date.now());
+    await new Promise((r) => setTimeout(r, waited < FAST_PROBE_WINDOW_MS ? FIRST_PROBE_INTERVAL_MS : PROBE_INTERVAL_MS));
   }
 }
 

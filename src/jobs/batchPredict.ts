@@ -406,9 +406,8 @@ async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Rep
       }
       if (outcome.ok) {
         o.maxResponseBytes = Math.max(o.maxResponseBytes, outcome.responseBytes);
-        for (const [i, record] of ok.entries()) {
-          await out.results.write(keyed ? { key: record.key, prediction: outcome.predictions[i] } : { instance: record.echo, prediction: outcome.predictions[i] });
-        }
+        const predictions = outcome.predictions;
+        await out.results.writeMany(ok.map((record, i) => (keyed ? { key: record.key, prediction: predictions[i] } : { instance: record.echo, prediction: predictions[i] })));
         stats.successful += ok.length;
       } else {
         const status = await replica.started.status();
@@ -422,9 +421,7 @@ async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Rep
         const message = outcome.kind === 'http' || outcome.kind === 'timeout' || outcome.kind === 'connection'
           ? `Post request fails. Cannot get predictions. Error: Exceeded retries: ${outcome.message}, retry=${spec.retries}.`
           : outcome.message;
-        for (const record of ok) {
-          await out.errors.write({ ...(keyed ? { key: record.key } : { instance: record.echo }), error: { code: outcome.code, message } });
-        }
+        await out.errors.writeMany(ok.map((record) => ({ ...(keyed ? { key: record.key } : { instance: record.echo }), error: { code: outcome.code, message } })));
         stats.failed += ok.length;
         recordFailure(outcome.kind, ok.length, message, outcome.code);
       }

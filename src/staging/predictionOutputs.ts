@@ -41,6 +41,18 @@ export class JsonlWriter {
     }
   }
 
+  /** Several lines in one write (one per batch, not one per instance). */
+  async writeMany(values: readonly unknown[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (values.length === 0) return;
+    this.lines += values.length;
+    let text = '';
+    for (const value of values) text += `${JSON.stringify(value)}\n`;
+    if (!this.stream.write(text)) {
+      await new Promise<void>((resolve) => this.stream.once('drain', resolve));
+    }
+  }
+
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.stream.end(() => resolve()));
     if (this.failure) throw this.failure;

@@ -43,7 +43,7 @@ const SIZES = QUICK
 const SMALL_WARMUP = { files: 5_000, fileBytes: KiB };
 const REPS = QUICK
   ? { overhead: 4, stageLarge: 2, stageSmall: 2, collectLarge: 2, collectSmall: 2, dataplane: 2, memory1x: 1 }
-  : { overhead: 10, stageLarge: 4, stageSmall: 2, collectLarge: 4, collectSmall: 2, dataplane: 3, memory1x: 2 }; // about 13 min on 2 cores
+  : { overhead: 10, stageLarge: 4, stageSmall: 2, collectLarge: 4, collectSmall: 2, dataplane: 3, memory1x: 2 }; // about 10 min on 2 cores
 const ALL_CASES = ['overhead', 'staging', 'collect', 'dataplane', 'memory'];
 const CASES = new Set((process.env.BENCH_CASES ?? ALL_CASES.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
 const BATCH_SIZE = 64;
@@ -629,7 +629,7 @@ function report(results) {
   if (env.otherRunningContainersAtStart) notes.push(`warning: ${env.otherRunningContainersAtStart} other container(s) were running when the bench started`);
   lines.push('');
   lines.push(...notes.map((n) => `  ${n}`));
-  lines.push(`  total ${round(results.durationS, 0)} s; results in bench/results.json`);
+  lines.push(`  total ${round(results.durationS, 0)} s${results.waitedForQuietS ? ` (after waiting ${results.waitedForQuietS} s for a quiet machine)` : ''}; results in bench/results.json`);
   return lines.join('\n');
 }
 
@@ -682,11 +682,13 @@ async function main() {
     log('interrupted: finishing the current step, then cleaning up (Ctrl-C again to exit at once)');
   });
   const startedAt = new Date();
-  const t0 = performance.now();
   await readFile(CLI).catch(() => {
     throw new Error(`${CLI} is missing: run npm run build (npm run bench does)`);
   });
+  const waited0 = performance.now();
   await waitForQuiet(Number(process.env.BENCH_WAIT_QUIET ?? 0));
+  const waitedForQuietS = (performance.now() - waited0) / 1000;
+  const t0 = performance.now();
   const env = await environment();
   log(`mode ${MODE}, cases ${[...CASES].join(',')}, run ${RUN_ID}`);
   workDir = await mkdtemp(path.join(os.tmpdir(), 'vbe-bench-'));
@@ -741,6 +743,7 @@ async function main() {
   results.sampleFailures = sampleFailures;
   results.finishedAt = new Date().toISOString();
   results.durationS = (performance.now() - t0) / 1000;
+  results.waitedForQuietS = round(waitedForQuietS, 0);
   await writeFile(path.join(ROOT, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`${report(results)}\n`);
 }

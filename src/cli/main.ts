@@ -113,7 +113,7 @@ function humanLogStream(): { write(line: string): void } {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => process.stdout.write('', () => process.exit(code)), // let a piped --json result drain first
   (error) => {
     process.stderr.write(`vbe: internal error: ${String(error)}\n`);
     process.exit(3);

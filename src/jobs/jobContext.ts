@@ -3,6 +3,7 @@ import type { PhaseTiming } from '../report/jobResource.js';
 import type { ImageDetails } from '../runtime/containerEngine.js';
 import type { EnvVar } from '../spec/expandVertexReferences.js';
 import { newJobId } from './jobId.js';
+import { ignoreTransfer, type TransferListener } from './transferProgress.js';
 import type { RunJobHooks } from './runJob.js';
 
 /** What every job lifecycle starts with: its id, clock, logger, progress and named, timed phases. */
@@ -11,6 +12,8 @@ export interface JobContext {
   createTime: Date;
   logger: Logger;
   progress: (message: string) => void;
+  /** Structured progress (bytes, layers, instances) for a terminal display. */
+  transfer: TransferListener;
   phases: PhaseTiming[];
   /** Runs one named phase of the pipeline and records its wall time. */
   timed<T>(name: string, fn: () => Promise<T>): Promise<T>;
@@ -24,6 +27,7 @@ export function startJobContext(hooks: RunJobHooks): JobContext {
     createTime: new Date(),
     logger,
     progress: hooks.onProgress ?? (() => undefined),
+    transfer: hooks.onTransfer ?? ignoreTransfer,
     phases,
     async timed(name, fn) {
       const started = performance.now();

@@ -25,6 +25,7 @@ import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
+import type { TransferListener } from './transferProgress.js';
 
 /** The emulator's record directory inside the output directory. */
 export const RECORD_DIR_NAME = '.vbe';
@@ -40,6 +41,8 @@ export interface RunJobHooks {
   onContainerLine?: (channel: LogChannel, line: string) => void;
   /** Human-readable progress ("pulling image ..."). */
   onProgress?: (message: string) => void;
+  /** Structured progress (pull layers, staged/collected bytes, instances) for a progress display. */
+  onTransfer?: TransferListener;
   /** Use this engine instead of connecting to the default one. */
   engine?: ContainerEngine;
 }

@@ -7,6 +7,7 @@ import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
+import { withProgress } from './progressDisplay.js';
 import { collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
 
 interface BatchFlags {
@@ -40,6 +41,7 @@ interface BatchFlags {
   pull?: PullPolicy;
   displayName?: string;
   quiet?: boolean;
+  progress?: boolean;
   json?: boolean;
   secretEnv?: string[];
   maxLogSize?: string;
@@ -132,17 +134,21 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
     .option('--no-gpu', 'run CPU-only even when the machine spec asks for accelerators')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
+    .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--quiet', "do not stream the servers' output")
     .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--json', 'print the final BatchPredictionJob resource as JSON on stdout')
     .action(async (flags: BatchFlags) => {
       const reports = parseReportTargets(flags.report);
-      const job = await batchPredict(toBatchPredictOptions(flags), {
-        logger: context.logger,
-        signal: context.signal,
-        onProgress: (message) => context.stderr(`› ${message}`),
-        ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
-      });
+      const job = await withProgress(context, flags, (onTransfer) =>
+        batchPredict(toBatchPredictOptions(flags), {
+          logger: context.logger,
+          signal: context.signal,
+          onProgress: (message) => context.stderr(`› ${message}`),
+          onTransfer,
+          ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
+        }),
+      );
       context.stderr(formatBatchSummary(job));
       await writeReports(reports, job);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));

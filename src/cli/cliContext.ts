@@ -6,7 +6,9 @@ export interface CliContext {
   signal: AbortSignal;
   /** Results only (JSON). */
   stdout: (text: string) => void;
-  /** Everything for humans: progress, container output, summaries. */
+  /** Everything for humans: progress, container output, summaries (a progress display may swap it). */
   stderr: (text: string) => void;
+  /** How logs go to stderr: human lines (progress bars allowed on a terminal) or pino JSON. */
+  logFormat: 'human' | 'json';
   setExitCode: (code: number) => void;
 }

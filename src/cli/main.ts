@@ -26,7 +26,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const level = verbose ? 'debug' : quiet ? 'error' : 'warn';
-  const logger = pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream());
+  const logger = pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream((text) => context.stderr(text)));
   const controller = new AbortController();
   let exitCode = 0;
   let interrupts = 0;
@@ -48,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
     signal: controller.signal,
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
+    logFormat,
     setExitCode: (code) => {
       exitCode = code;
     },
@@ -98,13 +99,13 @@ function withoutGlobalFlags(argv: string[]): string[] {
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
 /** pino lines rendered for a person: `vbe warn: message (error text)`. */
-function humanLogStream(): { write(line: string): void } {
+function humanLogStream(writeLine: (text: string) => void): { write(line: string): void } {
   return {
     write(line: string) {
       try {
         const entry = JSON.parse(line) as { level: number; msg?: string; err?: { message?: string }; phase?: string };
         const extra = [entry.phase ? `phase ${entry.phase}` : '', entry.err?.message ?? ''].filter(Boolean).join('; ');
-        process.stderr.write(`vbe ${LEVELS[entry.level] ?? entry.level}: ${entry.msg ?? ''}${extra ? ` (${extra})` : ''}\n`);
+        writeLine(`vbe ${LEVELS[entry.level] ?? entry.level}: ${entry.msg ?? ''}${extra ? ` (${extra})` : ''}`);
       } catch {
         process.stderr.write(line);
       }

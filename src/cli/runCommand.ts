@@ -6,6 +6,7 @@ import { parseSizeBytes } from '../spec/parseSize.js';
 import { PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
+import { withProgress } from './progressDisplay.js';
 
 interface RunFlags {
   image?: string;
@@ -25,6 +26,7 @@ interface RunFlags {
   stopGrace?: string;
   maxOutputFileSize?: string;
   quiet?: boolean;
+  progress?: boolean;
   secretEnv?: string[];
   maxLogSize?: string;
   gpu?: boolean;
@@ -119,17 +121,21 @@ export function runCommand(context: CliContext): Command {
     .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
     .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")
     .addOption(new Option('--network <mode>', 'container network: bridge (default, like Vertex) or none (hermetic)').choices(['bridge', 'none']))
+    .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--quiet', "do not stream the container's output")
     .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
     .action(async (flags: RunFlags) => {
       const reports = parseReportTargets(flags.report);
-      const job = await runJob(toRunJobOptions(flags), {
-        logger: context.logger,
-        signal: context.signal,
-        onProgress: (message) => context.stderr(`› ${message}`),
-        ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
-      });
+      const job = await withProgress(context, flags, (onTransfer) =>
+        runJob(toRunJobOptions(flags), {
+          logger: context.logger,
+          signal: context.signal,
+          onProgress: (message) => context.stderr(`› ${message}`),
+          onTransfer,
+          ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
+        }),
+      );
       context.stderr(formatRunSummary(job));
       await writeReports(reports, job);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));

@@ -51,7 +51,7 @@ interface Replica {
  * output files, exactly as Vertex does.
  */
 export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHooks = {}): Promise<BatchPredictionJobResource> {
-  const { jobId, createTime, logger, progress, phases, timed } = startJobContext(hooks);
+  const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
 
   const { spec, inputs, artifact, output } = await timed('validate', async () => {
     const spec = await resolveBatchPredictSpec(options);
@@ -113,7 +113,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   };
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const got = await timed('image', () => ensureImage(engine, base.imageUri, base.pullPolicy, progress));
+    const got = await timed('image', () => ensureImage(engine, base.imageUri, base.pullPolicy, progress, transfer));
     if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
     else {
       image = got.image;

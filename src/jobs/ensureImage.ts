@@ -1,6 +1,17 @@
 import { type ContainerEngine, type ImageDetails, PullFailure, type PullFailureKind } from '../runtime/containerEngine.js';
 import { findRegistryAuth } from '../runtime/registryAuth.js';
 import type { PullPolicy } from '../spec/runJobSpec.js';
+import { ignoreTransfer, type TransferListener } from './transferProgress.js';
+
+/** A progress message of the engine's pull stream (one per layer status change). */
+interface PullEvent {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+}
+
+/** Layer statuses; the stream also carries image-level lines ("Pulling from", "Digest:") with an id. */
+const LAYER_STATUS = /^(Pulling fs layer|Waiting|Downloading|Verifying Checksum|Download complete|Extracting|Pull complete|Already exists|Retrying)/;
 
 export interface PullFailureInfo {
   kind: PullFailureKind;
@@ -13,6 +24,7 @@ export async function ensureImage(
   imageUri: string,
   pullPolicy: PullPolicy,
   progress: (message: string) => void,
+  transfer: TransferListener = ignoreTransfer,
 ): Promise<{ image: ImageDetails; pulled: boolean } | { pullFailure: PullFailureInfo }> {
   const local = pullPolicy === 'always' ? undefined : await engine.inspectImage(imageUri);
   if (local) return { image: local, pulled: false };
@@ -21,10 +33,21 @@ export async function ensureImage(
   }
   progress(`pulling ${imageUri}`);
   try {
-    await engine.pullImage(imageUri, await findRegistryAuth(imageUri));
+    await engine.pullImage(imageUri, await findRegistryAuth(imageUri), (event: PullEvent) => {
+      if (!event.id || !event.status || !LAYER_STATUS.test(event.status)) return;
+      transfer({
+        kind: 'pull',
+        imageUri,
+        layerId: event.id,
+        status: event.status,
+        ...(event.progressDetail?.total ? { currentBytes: event.progressDetail.current ?? 0, totalBytes: event.progressDetail.total } : {}),
+      });
+    });
   } catch (error) {
     if (error instanceof PullFailure) return { pullFailure: { kind: error.kind, detail: error.detail } };
     throw error;
+  } finally {
+    transfer({ kind: 'done', of: 'pull' });
   }
   const image = await engine.inspectImage(imageUri);
   if (!image) return { pullFailure: { kind: 'other', detail: 'the pull finished but the image is not in the engine' } };

@@ -53,7 +53,7 @@ export interface RunJobHooks {
  * (exit 2) or when the emulator itself cannot work (exit 3).
  */
 export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): Promise<RunJobResource> {
-  const { jobId, createTime, logger, progress, phases, timed } = startJobContext(hooks);
+  const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
 
   // 1. Validate everything the user gave before touching the engine: bad input loses nothing.
   const { spec, inputs, model, output } = await timed('validate', async () => {
@@ -108,7 +108,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   await mkdir(recordDir, { recursive: true });
   try {
     // 2. Image: present, pulled by policy, and linux/amd64.
-    const got = await timed('image', () => ensureImage(engine, spec.imageUri, spec.pullPolicy, progress));
+    const got = await timed('image', () => ensureImage(engine, spec.imageUri, spec.pullPolicy, progress, transfer));
     if ('pullFailure' in got) observation.pullFailure = got.pullFailure;
     else {
       image = got.image;

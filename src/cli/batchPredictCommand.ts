@@ -37,6 +37,7 @@ interface BatchFlags {
   command?: string[];
   args?: string[];
   gcsRoot?: string;
+  gcs?: 'local' | 'real';
   spec?: string;
   pull?: PullPolicy;
   displayName?: string;
@@ -92,6 +93,7 @@ export function toBatchPredictOptions(f: BatchFlags): BatchPredictOptions {
   set('command', f.command);
   set('args', f.args);
   set('gcsRoot', f.gcsRoot);
+  set('gcs', f.gcs);
   set('spec', f.spec);
   set('pull', f.pull);
   set('displayName', f.displayName);
@@ -127,6 +129,7 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--env <NAME=VALUE...>', 'environment variable for the container (repeatable; AIP_* is reserved)')
     .option('--command <part>', 'replace the image ENTRYPOINT (repeat, or a JSON array)', collectParts('--command'))
     .option('--args <part>', 'replace the image CMD (repeat, or a JSON array)', collectParts('--args'))
+    .addOption(new Option('--gcs <mode>', 'Cloud Storage: local (gs://b/p is <gcs-root>/b/p, default) or real (@google-cloud/storage with your Application Default Credentials, or STORAGE_EMULATOR_HOST)').choices(['local', 'real']))
     .option('--gcs-root <dir>', 'host directory standing in for Cloud Storage (default ./gcs)')
     .option('--spec <file>', 'a BatchPredictionJob REST body (JSON or YAML); flags override it')
     .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))

@@ -35,6 +35,14 @@ interface BarState {
   text: string;
 }
 
+/** What a phase moved, for the one line left when its bars are cleared. */
+interface PhaseTally {
+  startedMs: number;
+  last?: TransferProgress;
+  layers: Map<string, number>;
+  imageUri?: string;
+}
+
 /** Loads cli-progress only when a terminal will show it (the CLI's start-up stays small otherwise). */
 export async function createProgressDisplay(options: ProgressDisplayOptions): Promise<ProgressDisplay> {
   const { stream } = options;
@@ -45,6 +53,12 @@ export async function createProgressDisplay(options: ProgressDisplayOptions): Pr
   const now = options.now ?? (() => performance.now());
   let multi: MultiBar | undefined;
   const bars = new Map<string, BarState>();
+  const tallies = new Map<BarKind, PhaseTally>();
+  const tally = (kind: BarKind): PhaseTally => {
+    let t = tallies.get(kind);
+    if (!t) tallies.set(kind, (t = { startedMs: now(), layers: new Map() }));
+    return t;
+  };
 
   const ensureMulti = (): MultiBar => {
     multi ??= new cliProgress.MultiBar({
@@ -77,13 +91,25 @@ export async function createProgressDisplay(options: ProgressDisplayOptions): Pr
       multi = undefined;
     }
   };
+  const writeLine = (line: string) => {
+    if (multi) multi.log(`${line}\n`);
+    else stream.write(`${line}\n`);
+  };
   const finishKind = (kind: BarKind) => {
     for (const [key, state] of [...bars]) if (state.kind === kind) finish(key);
+    const t = tallies.get(kind);
+    tallies.delete(kind);
+    const line = t ? phaseSummary(kind, t, (now() - t.startedMs) / 1000) : undefined;
+    if (line) writeLine(`› ${line}`);
   };
 
   const onTransfer = (event: TransferProgress) => {
     if (event.kind === 'done') return finishKind(event.of);
+    const t = tally(event.kind);
+    t.last = event;
     if (event.kind === 'pull') {
+      t.imageUri = event.imageUri;
+      t.layers.set(event.layerId, Math.max(t.layers.get(event.layerId) ?? 0, event.totalBytes ?? 0));
       const state = barFor(`pull:${event.layerId}`, 'pull');
       const complete = /complete|already exists/i.test(event.status);
       const total = event.totalBytes ?? 0;
@@ -119,14 +145,31 @@ export async function createProgressDisplay(options: ProgressDisplayOptions): Pr
   return {
     enabled: true,
     onTransfer,
-    log(line) {
-      if (multi) multi.log(`${line}\n`);
-      else stream.write(`${line}\n`);
-    },
+    log: writeLine,
     stop() {
       for (const key of [...bars.keys()]) finish(key);
     },
   };
+}
+
+/** One line per finished phase: what moved, how long it took, how fast. */
+function phaseSummary(kind: BarKind, t: PhaseTally, seconds: number): string | undefined {
+  const took = `${seconds.toFixed(1)}s`;
+  const event = t.last;
+  if (kind === 'pull') {
+    if (!t.layers.size) return undefined;
+    const bytes = [...t.layers.values()].reduce((a, b) => a + b, 0);
+    return `pulled ${t.imageUri}: ${t.layers.size} layer(s), ${formatBytes(bytes)} downloaded in ${took}`;
+  }
+  if (event?.kind === 'instances') {
+    const failed = event.failed ? ` (${event.failed.toLocaleString('en-US')} failed)` : '';
+    return `predicted ${event.done.toLocaleString('en-US')} instances${failed} in ${took}, ${Math.round(event.done / Math.max(seconds, 0.001)).toLocaleString('en-US')}/s`;
+  }
+  if (event?.kind === 'stage' || event?.kind === 'collect') {
+    const verb = event.kind === 'stage' ? 'staged' : 'collected';
+    return `${verb} ${event.doneFiles.toLocaleString('en-US')} file(s), ${formatBytes(event.doneBytes)} in ${took} (${formatBytes(event.doneBytes / Math.max(seconds, 0.001))}/s)`;
+  }
+  return undefined;
 }
 
 function drawBar(params: Params): string {

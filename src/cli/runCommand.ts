@@ -18,6 +18,7 @@ interface RunFlags {
   args?: string[];
   timeout?: string;
   gcsRoot?: string;
+  gcs?: 'local' | 'real';
   spec?: string;
   pull?: PullPolicy;
   json?: boolean;
@@ -81,6 +82,7 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   if (flags.args) options.args = flags.args;
   if (flags.timeout) options.timeout = flags.timeout;
   if (flags.gcsRoot) options.gcsRoot = flags.gcsRoot;
+  if (flags.gcs) options.gcs = flags.gcs;
   if (flags.spec) options.spec = flags.spec;
   if (flags.pull) options.pull = flags.pull;
   if (flags.displayName) options.displayName = flags.displayName;
@@ -108,6 +110,7 @@ export function runCommand(context: CliContext): Command {
     .option('--command <part>', 'replace the image ENTRYPOINT (repeat, or a JSON array)', collectParts('--command'))
     .option('--args <part>', "replace the image CMD (repeat as --args=--flag, or a JSON array '[\"--flag\",\"v\"]')", collectParts('--args'))
     .option('--timeout <duration>', 'kill the job after this long (e.g. 90s, 30m; default 30m)')
+    .addOption(new Option('--gcs <mode>', 'Cloud Storage: local (gs://b/p is <gcs-root>/b/p, default) or real (@google-cloud/storage with your Application Default Credentials, or STORAGE_EMULATOR_HOST)').choices(['local', 'real']))
     .option('--gcs-root <dir>', 'host directory standing in for Cloud Storage: gs://b/p is <dir>/b/p (default ./gcs)')
     .option('--spec <file>', 'job spec (JSON or YAML) with Vertex field names; flags override it')
     .addOption(new Option('--pull <policy>', 'when to pull the image').choices([...PULL_POLICIES]))

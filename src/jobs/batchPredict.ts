@@ -18,6 +18,7 @@ import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
 import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
+import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
@@ -51,6 +52,10 @@ interface Replica {
  * output files, exactly as Vertex does.
  */
 export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHooks = {}): Promise<BatchPredictionJobResource> {
+  if (options.gcs === 'real') {
+    const { base } = await resolveBatchPredictSpec(realGcsOptions(options));
+    return withRealCloudStorage(base, hooks.onProgress ?? (() => undefined), (gcsRoot) => batchPredict({ ...options, gcs: 'local', gcsRoot }, hooks));
+  }
   const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
 
   const { spec, inputs, artifact, output } = await timed('validate', async () => {

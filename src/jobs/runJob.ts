@@ -26,6 +26,7 @@ import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 import type { TransferListener } from './transferProgress.js';
+import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 
 /** The emulator's record directory inside the output directory. */
 export const RECORD_DIR_NAME = '.vbe';
@@ -53,6 +54,10 @@ export interface RunJobHooks {
  * (exit 2) or when the emulator itself cannot work (exit 3).
  */
 export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): Promise<RunJobResource> {
+  if (options.gcs === 'real') {
+    const spec = await resolveRunJobSpec(realGcsOptions(options));
+    return withRealCloudStorage(spec, hooks.onProgress ?? (() => undefined), (gcsRoot) => runJob({ ...options, gcs: 'local', gcsRoot }, hooks));
+  }
   const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
 
   // 1. Validate everything the user gave before touching the engine: bad input loses nothing.

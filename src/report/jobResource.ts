@@ -42,6 +42,18 @@ export interface RunEmulatorSection {
   logs: { stdout: string; stderr: string; truncated: boolean };
   logTail: string[];
   recordFile: string;
+  /** With `--gcs real`: what moved to and from Cloud Storage. */
+  cloudStorage?: CloudStorageRecord;
+}
+
+/** `--gcs real`: the endpoint, the local mirror and what was downloaded and uploaded. */
+export interface CloudStorageRecord {
+  mode: 'real';
+  endpoint: string;
+  mirrorDirectory: string;
+  downloaded: { objects: number; bytes: number };
+  uploaded: { objects: number; bytes: number; destination?: string };
+  uploadError?: string;
 }
 
 /** Shaped like Vertex's job resource (CustomJob / BatchPredictionJob JSON), plus `emulator`. */
@@ -127,5 +139,6 @@ export interface BatchPredictionJobResource {
     logs: Array<{ stdout: string; stderr: string }>;
     logTail: string[];
     recordFile: string;
+    cloudStorage?: CloudStorageRecord;
   };
 }

@@ -21,6 +21,8 @@ export interface RunJobOptions {
   args?: string[];
   /** Duration such as "30m", or milliseconds as a number. */
   timeout?: string | number;
+  /** Cloud Storage: `local` maps gs://b/p to <gcsRoot>/b/p (default); `real` uses the real service (or STORAGE_EMULATOR_HOST). */
+  gcs?: 'local' | 'real';
   gcsRoot?: string;
   /** Path of a JSON or YAML file with Vertex field names. */
   spec?: string;

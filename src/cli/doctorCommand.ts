@@ -5,9 +5,11 @@ import { formatChecklist } from '../report/formatChecklist.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
+import { withProgress } from './progressDisplay.js';
 import { collectParts } from './runCommand.js';
 
 interface DoctorFlags {
+  progress?: boolean;
   image?: string;
   contract?: 'files' | 'server' | 'auto';
   port?: string;
@@ -42,14 +44,16 @@ export function doctorCommand(context: CliContext): Command {
     .option('--timeout <duration>', 'how long the live run may take (default 2m)')
     .option('--static-only', 'only the checks that do not run the container')
     .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
+    .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--json', 'print the checklist as JSON on stdout')
     .action(async (flags: DoctorFlags) => {
       if (flags.port !== undefined && !/^\d+$/.test(flags.port)) throw usageError('INVALID_NUMBER', `--port: "${flags.port}" is not a port number.`, 'Give --port a number from 1 to 65535.');
       const reports = parseReportTargets(flags.report);
-      if (!flags.image) throw usageError('MISSING_IMAGE', 'image: no container image given.', 'Pass --image <ref>.');
-      const report = await runDoctor(
+      const image = flags.image;
+      if (!image) throw usageError('MISSING_IMAGE', 'image: no container image given.', 'Pass --image <ref>.');
+      const report = await withProgress(context, flags, (onTransfer) => runDoctor(
         {
-          image: flags.image,
+          image,
           ...(flags.contract ? { contract: flags.contract } : {}),
           ...(flags.port ? { port: Number(flags.port) } : {}),
           ...(flags.healthRoute ? { healthRoute: flags.healthRoute } : {}),
@@ -63,8 +67,8 @@ export function doctorCommand(context: CliContext): Command {
           ...(flags.timeout ? { timeout: flags.timeout } : {}),
           ...(flags.staticOnly ? { staticOnly: true } : {}),
         },
-        { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`) },
-      );
+        { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`), onTransfer },
+      ));
       context.stderr(formatChecklist(report));
       await writeReports(reports, report);
       if (flags.json) context.stdout(JSON.stringify(report, null, 2));

@@ -66,7 +66,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
     : undefined;
 
   const engine = hooks.engine ?? (await ContainerEngine.connect());
-  const got = await ensureImage(engine, options.image, options.pull ?? 'missing', progress);
+  const got = await ensureImage(engine, options.image, options.pull ?? 'missing', progress, hooks.onTransfer);
   if ('pullFailure' in got) {
     const d = diagnoseImage({ imageUri: options.image, pullFailure: got.pullFailure })!;
     return { image: options.image, checks: [{ id: 'image', title: 'Image', status: 'fail', summary: d.message, evidence: d.evidence ?? [], ...(d.fix ? { fix: d.fix } : {}) }], ok: false };
@@ -110,7 +110,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
     const work = await mkdtemp(path.join(os.tmpdir(), 'vbe-doctor-'));
     try {
       const common = { image: options.image, pull: 'never' as const, machineType: machine.name, cwd, ...(options.args ? { args: options.args } : {}), ...(options.env ? { env: options.env } : {}) };
-      const jobHooks = { logger, ...(hooks.signal ? { signal: hooks.signal } : {}), onProgress: progress };
+      const jobHooks = { logger, ...(hooks.signal ? { signal: hooks.signal } : {}), onProgress: progress, ...(hooks.onTransfer ? { onTransfer: hooks.onTransfer } : {}) };
       if (used === 'files') {
         const input = sample ?? path.join(work, 'sample.jsonl');
         if (!sample) await writeFile(input, '{"instance": 1}\n');

@@ -35,6 +35,7 @@ describe('terminal progress', () => {
     await writeFile(path.join(context, 'Dockerfile'), `FROM ${BUSYBOX}\nCOPY blob.bin /blob.bin\n`);
     await docker('build', '-q', '-t', ref, context);
     await docker('push', ref);
+    await docker('rmi', ref); // so the pull below downloads the new layer
     await writeFile(path.join(work, 'in.bin'), randomBytes(3 * 1024 * 1024));
   }, 120_000);
 

@@ -1,12 +1,13 @@
 import os from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
 import { emulatorError, VbeError } from '../errors.js';
+import { demultiplex, EngineApi, readJsonLines, segment } from './engineApi.js';
 import { endpointCandidates, isLocalEndpoint, publishedPortHost } from './dockerEndpoint.js';
 import type { RegistryAuth } from './registryAuth.js';
 
 /**
- * The one narrow port in front of the Docker engine; nothing else imports dockerode.
+ * The one narrow port in front of the Docker engine: nothing else talks to it (engineApi.ts is
+ * its HTTP client).
  * Containers follow a typestate lifecycle: CreatedContainer -> StartedContainer -> ExitedContainer,
  * each with only the operations that make sense in that state.
  */
@@ -128,9 +129,52 @@ function statusCode(error: unknown): number | undefined {
   return (error as { statusCode?: number })?.statusCode;
 }
 
+interface EngineInfo {
+  Architecture?: string;
+  NCPU?: number;
+  MemTotal?: number;
+  ServerVersion?: string;
+  Runtimes?: Record<string, unknown>;
+}
+
+interface ImageInspect {
+  Id: string;
+  Architecture: string;
+  Os: string;
+  Size: number;
+  RepoDigests?: string[];
+  Config?: {
+    User?: string;
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    WorkingDir?: string;
+    Env?: string[] | null;
+    ExposedPorts?: Record<string, unknown> | null;
+  } | null;
+}
+
+interface ContainerInspect {
+  State: { Running: boolean; ExitCode: number; OOMKilled?: boolean; Error?: string };
+  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
+}
+
+/** An image reference as the pull endpoint takes it: repository, and tag or digest. */
+function splitReference(ref: string): { fromImage: string; tag: string } {
+  const at = ref.indexOf('@');
+  const separator = at >= 0 ? at : ref.lastIndexOf(':');
+  if (separator >= 0) {
+    const tag = ref.slice(separator + 1);
+    if (!tag.includes('/')) return { fromImage: ref.slice(0, separator), tag };
+  }
+  return { fromImage: ref, tag: 'latest' };
+}
+
 export class ContainerEngine {
+  /** Engine info, asked for with the first ping (every job reads it first). */
+  private info: Promise<EngineInfo> | undefined;
+
   private constructor(
-    private readonly docker: Docker,
+    private readonly api: EngineApi,
     readonly endpoint: string,
   ) {}
 
@@ -145,21 +189,18 @@ export class ContainerEngine {
     const candidates = endpointCandidates(options.env);
     let lastError: unknown;
     for (const candidate of candidates) {
-      const docker = new Docker(candidate.options);
-      let timer: NodeJS.Timeout | undefined;
+      const api = new EngineApi(candidate.options);
+      // Asked for with the ping, as every job reads it next; a failure is reported by hostInfo.
+      const info = api.json<EngineInfo>('GET', '/info', { timeoutMs });
+      info.catch(() => undefined);
       try {
-        await Promise.race([
-          docker.ping(),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(Object.assign(new Error('ping timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
-          }),
-        ]);
-        return new ContainerEngine(docker, candidate.host);
+        await api.call('GET', '/_ping', { timeoutMs });
+        const engine = new ContainerEngine(api, candidate.host);
+        engine.info = info;
+        return engine;
       } catch (error) {
         lastError = error;
         tried.push(`${candidate.host} (${candidate.source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-      } finally {
-        clearTimeout(timer);
       }
     }
     throw emulatorError(
@@ -182,14 +223,11 @@ export class ContainerEngine {
 
   /** Whether the engine still answers a ping within `timeoutMs`. */
   async isAlive(timeoutMs = 3000): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([this.docker.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
+      await this.api.call('GET', '/_ping', { timeoutMs });
       return true;
     } catch {
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -212,10 +250,12 @@ export class ContainerEngine {
   }
 
   async hostInfo(): Promise<HostInfo> {
-    const info = await call('reading engine info', () => this.docker.info() as Promise<Record<string, unknown>>);
+    const prefetched = this.info;
+    this.info = undefined;
+    const info = await call('reading engine info', () => prefetched ?? this.api.json<EngineInfo>('GET', '/info'));
     const arch = String(info.Architecture ?? os.arch());
     return {
-      nvidiaRuntime: Boolean((info.Runtimes as Record<string, unknown> | undefined)?.nvidia),
+      nvidiaRuntime: Boolean(info.Runtimes?.nvidia),
       cpus: Number(info.NCPU ?? os.cpus().length),
       memoryBytes: Number(info.MemTotal ?? os.totalmem()),
       architecture: arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch,
@@ -225,15 +265,15 @@ export class ContainerEngine {
 
   async inspectImage(ref: string): Promise<ImageDetails | undefined> {
     try {
-      const info = await this.docker.getImage(ref).inspect();
-      const config = info.Config ?? ({} as Docker.ImageInspectInfo['Config']);
+      const info = await this.api.json<ImageInspect>('GET', `/images/${segment(ref)}/json`);
+      const config = info.Config ?? {};
       const details: ImageDetails = {
         id: info.Id,
         architecture: info.Architecture,
         os: info.Os,
         user: config.User ?? '',
-        entrypoint: (config.Entrypoint as string[] | null | undefined) ?? null,
-        cmd: (config.Cmd as string[] | null | undefined) ?? null,
+        entrypoint: config.Entrypoint ?? null,
+        cmd: config.Cmd ?? null,
         workingDir: config.WorkingDir ?? '',
         env: config.Env ?? [],
         exposedPorts: Object.keys(config.ExposedPorts ?? {}),
@@ -250,37 +290,43 @@ export class ContainerEngine {
 
   /** The image's layers, newest first, with the instruction that made each and its size. */
   async imageHistory(ref: string): Promise<Array<{ createdBy: string; sizeBytes: number }>> {
-    const history = (await call(`reading the history of ${ref}`, () => this.docker.getImage(ref).history())) as Array<{ CreatedBy?: string; Size?: number }>;
+    const history = await call(`reading the history of ${ref}`, () => this.api.json<Array<{ CreatedBy?: string; Size?: number }>>('GET', `/images/${segment(ref)}/history`));
     return history.map((h) => ({ createdBy: h.CreatedBy ?? '', sizeBytes: h.Size ?? 0 }));
   }
 
   /** Pulls an image; registry refusals become PullFailure, engine trouble VbeError. */
   async pullImage(ref: string, auth?: RegistryAuth, onProgress?: (event: { status?: string; id?: string }) => void): Promise<void> {
-    let stream: NodeJS.ReadableStream;
+    let stream: Readable;
     try {
-      stream = (await this.docker.pull(ref, auth ? { authconfig: auth } : {})) as NodeJS.ReadableStream;
+      // URL-safe base64 with its padding, as the docker CLI sends it.
+      const headers: Record<string, string> = auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(auth)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_') } : {};
+      stream = await this.api.stream('POST', '/images/create', { query: splitReference(ref), headers });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code && CONNECTION_CODES.has(code)) throw engineError(error, `pulling ${ref}`);
       throw classifyPullFailure((error as { json?: { message?: string } }).json?.message ?? (error as Error).message);
     }
     await new Promise<void>((resolve, reject) => {
-      this.docker.modem.followProgress(
-        stream,
-        (error: Error | null) => (error ? reject(classifyPullFailure(error.message)) : resolve()),
-        (event: { status?: string; id?: string; error?: string }) => onProgress?.(event),
-      );
+      let failure: PullFailure | undefined;
+      readJsonLines(stream, (value) => {
+        const event = value as { status?: string; id?: string; error?: string };
+        // The engine reports a failure during the pull as an event, then ends the stream.
+        if (event.error) failure ??= classifyPullFailure(event.error);
+        else onProgress?.(event);
+      });
+      stream.on('end', () => (failure ? reject(failure) : resolve()));
+      stream.on('error', (error) => reject(classifyPullFailure(error.message)));
     });
   }
 
   async createVolume(name: string, labels: Record<string, string>): Promise<string> {
-    await call(`creating volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels }));
+    await call(`creating volume ${name}`, () => this.api.call('POST', '/volumes/create', { body: { Name: name, Labels: labels } }));
     return name;
   }
 
   async removeVolume(name: string): Promise<void> {
     try {
-      await this.docker.getVolume(name).remove({ force: true });
+      await this.api.call('DELETE', `/volumes/${segment(name)}`, { query: { force: true } });
     } catch (error) {
       if (statusCode(error) === 404) return;
       throw engineError(error, `removing volume ${name}`);
@@ -289,7 +335,7 @@ export class ContainerEngine {
 
   async removeContainer(id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await this.api.call('DELETE', `/containers/${segment(id)}`, { query: { force: true, v: true } });
     } catch (error) {
       const code = statusCode(error);
       if (code === 404) return;
@@ -304,7 +350,7 @@ export class ContainerEngine {
 
   async removeNetwork(id: string): Promise<void> {
     try {
-      await this.docker.getNetwork(id).remove();
+      await this.api.call('DELETE', `/networks/${segment(id)}`);
     } catch (error) {
       if (statusCode(error) === 404) return;
       throw engineError(error, `removing network ${id.slice(0, 12)}`);
@@ -312,8 +358,17 @@ export class ContainerEngine {
   }
 
   async createContainer(spec: ContainerCreateSpec): Promise<CreatedContainer> {
-    const options: Docker.ContainerCreateOptions = {
-      name: spec.name,
+    const hostConfig: Record<string, unknown> = {
+      NanoCpus: spec.nanoCpus,
+      Memory: spec.memoryBytes,
+      MemorySwap: spec.memoryBytes, // equal to Memory: no swap, as on a Vertex replica
+      Mounts: spec.mounts.map((m) => ({ Type: 'volume', Source: m.volume, Target: m.target })),
+      NetworkMode: spec.network ?? 'bridge',
+      Privileged: false,
+      AutoRemove: false,
+    };
+    // Only the name goes in the URL: the options (a large Env) go in the body alone.
+    const body: Record<string, unknown> = {
       Image: spec.image,
       Env: spec.env.map((e) => `${e.name}=${e.value}`),
       Labels: spec.labels,
@@ -322,43 +377,36 @@ export class ContainerEngine {
       AttachStderr: false,
       Tty: false,
       OpenStdin: false,
-      HostConfig: {
-        NanoCpus: spec.nanoCpus,
-        Memory: spec.memoryBytes,
-        MemorySwap: spec.memoryBytes, // equal to Memory: no swap, as on a Vertex replica
-        Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target })),
-        NetworkMode: spec.network ?? 'bridge',
-        Privileged: false,
-        AutoRemove: false,
-      },
+      HostConfig: hostConfig,
     };
     if (spec.publishPort) {
       const key = `${spec.publishPort}/tcp`;
-      options.ExposedPorts = { [key]: {} };
+      body.ExposedPorts = { [key]: {} };
       // A remote engine's loopback is not ours: there the port must be reachable on its host.
-      options.HostConfig!.PortBindings = { [key]: [{ HostIp: this.isLocal ? '127.0.0.1' : '0.0.0.0', HostPort: '' }] };
+      hostConfig.PortBindings = { [key]: [{ HostIp: this.isLocal ? '127.0.0.1' : '0.0.0.0', HostPort: '' }] };
     }
-    if (spec.gpus) options.HostConfig!.DeviceRequests = [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }];
-    if (spec.entrypoint) options.Entrypoint = spec.entrypoint;
-    if (spec.cmd) options.Cmd = spec.cmd;
-    const container = await call(`creating container ${spec.name}`, () => this.docker.createContainer(options));
-    return new CreatedContainer(this.docker, container);
+    if (spec.gpus) hostConfig.DeviceRequests = [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }];
+    if (spec.entrypoint) body.Entrypoint = spec.entrypoint;
+    if (spec.cmd) body.Cmd = spec.cmd;
+    const created = await call(`creating container ${spec.name}`, () => this.api.json<{ Id: string }>('POST', '/containers/create', { query: { name: spec.name }, body }));
+    return new CreatedContainer(this.api, created.Id);
   }
 
   /** Every container, volume and network carrying our labels (optionally of one job). */
   async listLabelled(jobId?: string): Promise<LabelledResources> {
     const label = [jobId ? `${LABELS.jobId}=${jobId}` : `${LABELS.managed}=true`];
     const filters = JSON.stringify({ label });
+    type Labels = Record<string, string> | null | undefined;
     const [containers, volumes, networks] = await call('listing labelled resources', () =>
       Promise.all([
-        this.docker.listContainers({ all: true, filters }),
-        this.docker.listVolumes({ filters }),
-        this.docker.listNetworks({ filters }),
+        this.api.json<Array<{ Id: string; Names?: string[]; State: string; Labels?: Labels }>>('GET', '/containers/json', { query: { all: true, filters } }),
+        this.api.json<{ Volumes?: Array<{ Name: string; Labels?: Labels }> | null }>('GET', '/volumes', { query: { filters } }),
+        this.api.json<Array<{ Id: string; Name: string; Labels?: Labels }>>('GET', '/networks', { query: { filters } }),
       ]),
     );
     return {
-      containers: containers.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State, labels: c.Labels ?? {} })),
-      volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: (v.Labels as Record<string, string> | null) ?? {} })),
+      containers: containers.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? '').replace(/^\//, ''), state: c.State, labels: c.Labels ?? {} })),
+      volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} })),
       networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
     };
   }
@@ -378,27 +426,27 @@ function classifyPullFailure(message: string): PullFailure {
   return new PullFailure('other', message);
 }
 
+/** Reads a container's exit state. */
+async function inspectExited(api: EngineApi, id: string): Promise<ExitedContainer> {
+  const info = await call('inspecting the container', () => api.json<ContainerInspect>('GET', `/containers/${id}/json`));
+  return new ExitedContainer(api, id, info.State.ExitCode, Boolean(info.State.OOMKilled), info.State.Error ?? '');
+}
+
 /** A container that exists but has not run: files can be put in, then it can be started. */
 export class CreatedContainer {
   constructor(
-    private readonly docker: Docker,
-    private readonly container: Docker.Container,
+    private readonly api: EngineApi,
+    readonly id: string,
   ) {}
-
-  get id(): string {
-    return this.container.id;
-  }
 
   /** Extracts a tar stream at `destination` in the container (and its mounted volumes). */
   async putArchive(tar: Readable, destination: string): Promise<void> {
-    await call(`copying files into the container`, async () => {
-      await this.container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: destination });
-    });
+    await call(`copying files into the container`, () => this.api.call('PUT', `/containers/${this.id}/archive`, { query: { path: destination }, upload: tar }));
   }
 
   /** The container's whole filesystem (the image's, flattened) as a tar stream; nothing runs. */
   async exportFilesystem(): Promise<Readable> {
-    return (await call('exporting the image filesystem', () => this.container.export())) as unknown as Readable;
+    return call('exporting the image filesystem', () => this.api.stream('GET', `/containers/${this.id}/export`));
   }
 
   /**
@@ -408,22 +456,55 @@ export class CreatedContainer {
    */
   async start(): Promise<{ started: StartedContainer } | { startError: string; exited: ExitedContainer }> {
     // Attach before starting: nothing printed is missed, and an attached stream is much faster
-    // than following the engine's log file.
-    const raw = (await call('attaching to the container', () =>
-      this.container.attach({ stream: true, stdout: true, stderr: true, logs: false }),
-    )) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
+    // than following the engine's log file. The wait for its exit is registered before the start
+    // too (the engine answers its headers at once), so the exit is known without another call.
+    const waitRequest = this.api.stream('POST', `/containers/${this.id}/wait`, { query: { condition: 'next-exit' } });
+    waitRequest.catch(() => undefined);
+    const [attached, waiting] = await call('attaching to the container', () =>
+      Promise.all([
+        this.api.stream('POST', `/containers/${this.id}/attach`, { query: { stream: true, stdout: true, stderr: true, logs: false } }),
+        // An engine that refuses this wait, or holds its headers until the exit: wait after the start instead.
+        Promise.race([waitRequest.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), WAIT_HEADERS_MS).unref())]),
+      ]),
+    );
+    if (!waiting) void waitRequest.then((response) => response.destroy(), () => undefined);
+    const exit = waiting ? readExit(waiting) : undefined;
     try {
-      await this.container.start();
-      return { started: new StartedContainer(this.docker, this.container, raw) };
+      await this.api.call('POST', `/containers/${this.id}/start`);
+      return { started: new StartedContainer(this.api, this.id, attached, exit) };
     } catch (error) {
-      raw.destroy?.();
+      attached.destroy();
+      waiting?.destroy();
       const code = (error as NodeJS.ErrnoException).code;
       if (code && CONNECTION_CODES.has(code)) throw engineError(error, 'starting the container');
       const message = (error as { json?: { message?: string } }).json?.message ?? (error as Error).message;
-      const exited = await ExitedContainer.inspect(this.container);
+      const exited = await inspectExited(this.api, this.id);
       return { startError: message, exited };
     }
   }
+}
+
+/** How long the wait registered before a start may take to be acknowledged (Docker: at once). */
+const WAIT_HEADERS_MS = 2000;
+
+/** The body of a wait request: it ends, with the exit status, once the container has exited. */
+function readExit(waiting: Readable): Promise<void> {
+  const done = new Promise<void>((resolve, reject) => {
+    let text = '';
+    waiting.setEncoding('utf8');
+    waiting.on('data', (chunk: string) => (text += chunk));
+    waiting.on('end', () => {
+      try {
+        JSON.parse(text);
+        resolve();
+      } catch {
+        reject(Object.assign(new Error(`the engine ended the wait without a status: ${text.slice(0, 200)}`), { code: 'ECONNRESET' }));
+      }
+    });
+    waiting.on('error', reject);
+  });
+  done.catch(() => undefined); // read by wait(); a container that is never waited for is fine
+  return done;
 }
 
 export interface ContainerLogStreams {
@@ -434,21 +515,18 @@ export interface ContainerLogStreams {
 /** A running container: its logs can be followed, it can be waited for, stopped or killed. */
 export class StartedContainer {
   constructor(
-    private readonly docker: Docker,
-    private readonly container: Docker.Container,
-    private readonly attached: NodeJS.ReadableStream,
+    private readonly api: EngineApi,
+    readonly id: string,
+    private readonly attached: Readable,
+    private readonly exit: Promise<void> | undefined,
   ) {}
-
-  get id(): string {
-    return this.container.id;
-  }
 
   /** stdout and stderr as two separate streams, from the container's start (attached before it). */
   async followLogs(): Promise<ContainerLogStreams> {
     const raw = this.attached;
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    this.docker.modem.demuxStream(raw, stdout, stderr);
+    demultiplex(raw, stdout, stderr);
     const end = () => {
       stdout.end();
       stderr.end();
@@ -462,48 +540,45 @@ export class StartedContainer {
   /**
    * Samples memory use from the engine's stats stream (about once a second) until stopped or the
    * container ends; `peakBytes` is the highest figure seen (the cgroup's own peak where the engine
-   * reports one).
+   * reports one). Returns at once: the stream is read as it comes.
    */
   async watchMemory(): Promise<{ peakBytes: () => number; stop: () => void }> {
     let peak = 0;
-    let stream: NodeJS.ReadableStream | undefined;
-    try {
-      stream = (await this.container.stats({ stream: true })) as unknown as NodeJS.ReadableStream;
-    } catch {
-      return { peakBytes: () => 0, stop: () => undefined };
-    }
-    let pending = '';
-    stream.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      let newline = pending.indexOf('\n');
-      while (newline !== -1) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        newline = pending.indexOf('\n');
-        try {
-          const stats = JSON.parse(line) as { memory_stats?: { usage?: number; max_usage?: number } };
+    let stopped = false;
+    let stream: Readable | undefined;
+    this.api.stream('GET', `/containers/${this.id}/stats`, { query: { stream: true } }).then(
+      (response) => {
+        stream = response;
+        stream.on('error', () => undefined);
+        if (stopped) return void stream.destroy();
+        readJsonLines(stream, (value) => {
+          const stats = value as { memory_stats?: { usage?: number; max_usage?: number } };
           peak = Math.max(peak, stats.memory_stats?.max_usage ?? 0, stats.memory_stats?.usage ?? 0);
-        } catch {
-          // a partial line; the next sample will do
-        }
-      }
-    });
-    stream.on('error', () => undefined);
-    return { peakBytes: () => peak, stop: () => (stream as unknown as { destroy?: () => void }).destroy?.() };
+        });
+      },
+      () => undefined, // no figures: peak stays 0
+    );
+    return {
+      peakBytes: () => peak,
+      stop: () => {
+        stopped = true;
+        stream?.destroy();
+      },
+    };
   }
 
   /** The host port on 127.0.0.1 where a published container port answers. */
   async publishedPort(containerPort: number): Promise<number | undefined> {
-    const info = await call('inspecting the container', () => this.container.inspect());
+    const info = await call('inspecting the container', () => this.api.json<ContainerInspect>('GET', `/containers/${this.id}/json`));
     const binding = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`]?.[0];
     return binding?.HostPort ? Number(binding.HostPort) : undefined;
   }
 
   /** Whether it still runs; when it does not, its exit state. */
   async status(): Promise<{ running: true } | { running: false; exited: ExitedContainer }> {
-    const info = await call('inspecting the container', () => this.container.inspect());
+    const info = await call('inspecting the container', () => this.api.json<ContainerInspect>('GET', `/containers/${this.id}/json`));
     if (info.State.Running) return { running: true };
-    return { running: false, exited: await ExitedContainer.inspect(this.container) };
+    return { running: false, exited: await inspectExited(this.api, this.id) };
   }
 
   /**
@@ -512,8 +587,8 @@ export class StartedContainer {
    */
   async exec(cmd: string[], timeoutMs = 10_000): Promise<{ exitCode: number; output: string } | undefined> {
     try {
-      const exec = await this.container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      const stream = await exec.start({ hijack: true, stdin: false });
+      const exec = await this.api.json<{ Id: string }>('POST', `/containers/${this.id}/exec`, { body: { Cmd: cmd, AttachStdout: true, AttachStderr: true } });
+      const stream = await this.api.stream('POST', `/exec/${exec.Id}/start`, { body: { Detach: false, Tty: false } });
       const stdout = new PassThrough();
       const stderr = new PassThrough();
       let output = '';
@@ -522,22 +597,21 @@ export class StartedContainer {
       };
       stdout.on('data', keep);
       stderr.on('data', keep);
-      this.docker.modem.demuxStream(stream, stdout, stderr);
+      demultiplex(stream, stdout, stderr);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           stream.destroy();
           resolve();
         }, timeoutMs);
-        stream.on('end', () => {
+        const done = () => {
           clearTimeout(timer);
           resolve();
-        });
-        stream.on('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
+        };
+        stream.on('end', done);
+        stream.on('close', done);
+        stream.on('error', done);
       });
-      const info = await exec.inspect();
+      const info = await this.api.json<{ ExitCode?: number | null }>('GET', `/exec/${exec.Id}/json`);
       if (info.ExitCode === null || info.ExitCode === undefined) return undefined;
       // 126/127: the engine could not run the program at all.
       if ((info.ExitCode === 126 || info.ExitCode === 127) && /executable file not found|no such file/i.test(output)) return undefined;
@@ -551,14 +625,16 @@ export class StartedContainer {
 
   /** Resolves when the container has exited. */
   async wait(): Promise<ExitedContainer> {
-    await call('waiting for the container', () => this.container.wait());
-    return ExitedContainer.inspect(this.container);
+    await call('waiting for the container', async () => {
+      await (this.exit ?? this.api.call('POST', `/containers/${this.id}/wait`));
+    });
+    return inspectExited(this.api, this.id);
   }
 
   /** SIGTERM, then SIGKILL after the grace period (docker stop). */
   async stop(graceMs: number): Promise<void> {
     try {
-      await this.container.stop({ t: Math.max(0, Math.ceil(graceMs / 1000)) });
+      await this.api.call('POST', `/containers/${this.id}/stop`, { query: { t: Math.max(0, Math.ceil(graceMs / 1000)) } });
     } catch (error) {
       const code = statusCode(error);
       if (code === 304 || code === 404) return; // already stopped or gone
@@ -568,7 +644,7 @@ export class StartedContainer {
 
   async kill(): Promise<void> {
     try {
-      await this.container.kill({ signal: 'SIGKILL' });
+      await this.api.call('POST', `/containers/${this.id}/kill`, { query: { signal: 'SIGKILL' } });
     } catch (error) {
       const code = statusCode(error);
       if (code === 404 || code === 409) return; // gone or not running
@@ -579,31 +655,23 @@ export class StartedContainer {
 
 /** A container that has stopped: its exit state, filesystem changes and files can be read. */
 export class ExitedContainer {
-  private constructor(
-    private readonly container: Docker.Container,
+  constructor(
+    private readonly api: EngineApi,
+    readonly id: string,
     readonly exitCode: number,
     readonly oomKilled: boolean,
     readonly engineError: string,
   ) {}
 
-  static async inspect(container: Docker.Container): Promise<ExitedContainer> {
-    const info = await call('inspecting the container', () => container.inspect());
-    return new ExitedContainer(container, info.State.ExitCode, Boolean(info.State.OOMKilled), info.State.Error ?? '');
-  }
-
-  get id(): string {
-    return this.container.id;
-  }
-
   /** The container's own filesystem changes (mounted volumes excluded), as `docker diff`. */
   async changes(): Promise<FileChange[]> {
-    const raw = (await call('reading filesystem changes', () => this.container.changes())) as Array<{ Path: string; Kind: number }> | null;
+    const raw = await call('reading filesystem changes', () => this.api.json<Array<{ Path: string; Kind: number }> | null>('GET', `/containers/${this.id}/changes`));
     const kinds = ['modified', 'added', 'deleted'] as const;
     return (raw ?? []).map((c) => ({ path: c.Path, kind: kinds[c.Kind] ?? 'modified' }));
   }
 
   /** A tar stream of `path` in the container (and its volumes). */
   async getArchive(path: string): Promise<Readable> {
-    return (await call(`copying ${path} out of the container`, () => this.container.getArchive({ path }))) as unknown as Readable;
+    return call(`copying ${path} out of the container`, () => this.api.stream('GET', `/containers/${this.id}/archive`, { query: { path } }));
   }
 }

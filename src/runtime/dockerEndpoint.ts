@@ -2,22 +2,22 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DockerOptions } from 'dockerode';
+import type { EngineOptions } from './engineApi.js';
 import { dockerConfigDir } from './registryAuth.js';
 
 /** One way to reach an engine, with where it came from (for "what was tried" messages). */
 export interface EndpointCandidate {
   source: string;
   host: string;
-  options: DockerOptions;
+  options: EngineOptions;
 }
 
-/** docker-modem options for a `unix://`, `tcp://`, `http(s)://` or `ssh://` host. */
-export function optionsForHost(host: string, tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): DockerOptions {
+/** Engine API client options for a `unix://`, `tcp://`, `http(s)://` or `ssh://` host. */
+export function optionsForHost(host: string, tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): EngineOptions {
   if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
   if (host.startsWith('npipe://')) return { socketPath: host.slice('npipe://'.length) };
   const url = new URL(host.replace(/^tcp:/, tls ? 'https:' : 'http:'));
-  const options: DockerOptions = {
+  const options: EngineOptions = {
     host: url.hostname,
     port: url.port || (url.protocol === 'https:' ? 2376 : url.protocol === 'ssh:' ? 22 : 2375),
     protocol: url.protocol.replace(':', '') as 'http' | 'https' | 'ssh',

@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { isVbeError } from '../errors.js';
 import type { CliContext } from './cliContext.js';
-import { batchPredictCommand } from './batchPredictCommand.js';
-import { doctorCommand } from './doctorCommand.js';
-import { pruneCommand } from './pruneCommand.js';
-import { runCommand } from './runCommand.js';
+
+/**
+ * The commands, loaded only when used: each pulls in its own part of the emulator, and start-up
+ * time is part of every job's overhead. In the order `vbe --help` lists them.
+ */
+const COMMANDS: Record<string, () => Promise<(context: CliContext) => Command>> = {
+  run: async () => (await import('./runCommand.js')).runCommand,
+  'batch-predict': async () => (await import('./batchPredictCommand.js')).batchPredictCommand,
+  doctor: async () => (await import('./doctorCommand.js')).doctorCommand,
+  prune: async () => (await import('./pruneCommand.js')).pruneCommand,
+};
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -26,7 +34,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const level = verbose ? 'debug' : quiet ? 'error' : 'warn';
-  const logger = pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream((text) => context.stderr(text)));
+  // pino is loaded and the logger made on first use (a command that logs nothing does not pay for it).
+  let logger: Logger | undefined;
+  const makeLogger = (): Logger => {
+    const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
+    return pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream((text) => context.stderr(text)));
+  };
   const controller = new AbortController();
   let exitCode = 0;
   let interrupts = 0;
@@ -44,7 +57,9 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const context: CliContext = {
-    logger,
+    get logger() {
+      return (logger ??= makeLogger());
+    },
     signal: controller.signal,
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
@@ -60,12 +75,13 @@ async function main(argv: string[]): Promise<number> {
     .option('--log-format <format>', 'logs on stderr: human (default on a terminal) or json (pino lines; default otherwise)')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
-  program.addCommand(runCommand(context).exitOverride());
-  program.addCommand(batchPredictCommand(context).exitOverride());
-  program.addCommand(doctorCommand(context).exitOverride());
-  program.addCommand(pruneCommand(context).exitOverride());
+  const args = withoutGlobalFlags(argv);
+  // The named command alone; all of them for help, --version or a name that is not one.
+  const named = args.find((a) => !a.startsWith('-'));
+  const wanted = named && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+  for (const make of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(make(context).exitOverride());
   try {
-    await program.parseAsync(withoutGlobalFlags(argv), { from: 'user' });
+    await program.parseAsync(args, { from: 'user' });
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {

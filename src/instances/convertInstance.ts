@@ -3,12 +3,20 @@ import type { InstanceConfig } from '../spec/vertexSchemas.js';
 /**
  * One input record after Vertex's instanceConfig rules: what is sent to the model server
  * (`instance`), what the output line echoes (`echo`: the instance as sent, or the file URI for
- * file-list) and the key (with keyField). A record that cannot be converted is an error record;
- * it is written to the errors file and the job goes on.
+ * file-list) and the key (with keyField). A JSONL line that needs no conversion is kept as its
+ * JSON text (`json`, checked to parse): it is sent and echoed as written, never re-serialized.
+ * A record that cannot be converted is an error record; it is written to the errors file and
+ * the job goes on.
  */
-export type InstanceRecord =
-  | { ok: true; instance: unknown; echo: unknown; key?: unknown }
-  | { ok: false; echo: unknown; message: string };
+export type InstanceRecord = ConvertedInstance | JsonInstance | BadInstance;
+export type ConvertedInstance = { ok: true; instance: unknown; echo: unknown; key?: unknown };
+export type JsonInstance = { ok: true; json: string };
+export type BadInstance = { ok: false; echo: unknown; message: string };
+
+/** Whether instanceConfig changes instances (JSON ones; CSV rows have their own defaults). */
+export function needsConversion(config: InstanceConfig): boolean {
+  return Boolean(config.keyField || config.includedFields?.length || config.excludedFields?.length || config.instanceType === 'array');
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -18,9 +26,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * Applies keyField, includedFields / excludedFields and instanceType to a JSON object (a JSONL
  * line, or a CSV row keyed by the header). `columnOrder` is the CSV header order.
  */
-export function applyInstanceConfig(value: unknown, config: InstanceConfig, columnOrder?: readonly string[]): InstanceRecord {
-  const needsObject = config.keyField || config.includedFields?.length || config.excludedFields?.length || config.instanceType === 'array';
-  if (!needsObject) return { ok: true, instance: value, echo: value };
+export function applyInstanceConfig(value: unknown, config: InstanceConfig, columnOrder?: readonly string[]): ConvertedInstance | BadInstance {
+  if (!needsConversion(config)) return { ok: true, instance: value, echo: value };
   if (!isPlainObject(value)) {
     return { ok: false, echo: value, message: 'instanceConfig (keyField, includedFields, excludedFields, instanceType array) needs each instance to be a JSON object.' };
   }
@@ -53,7 +60,7 @@ export function csvCell(text: string, quoted: boolean): string | number {
 }
 
 /** Converts a CSV row to an instance: an array by default, an object keyed by the header on request. */
-export function csvRowToInstance(row: unknown[], header: readonly string[], config: InstanceConfig): InstanceRecord {
+export function csvRowToInstance(row: unknown[], header: readonly string[], config: InstanceConfig): ConvertedInstance | BadInstance {
   if (row.length !== header.length) {
     return { ok: false, echo: row, message: `This CSV row has ${row.length} values; the header has ${header.length} columns.` };
   }

@@ -9,6 +9,7 @@ import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { JsonlWriter, predictionDirectoryName, predictionFileNames } from '../staging/predictionOutputs.js';
 import { resolveInputs, resolveModelDir, resolveOutput } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
+import type { BadInstance, ConvertedInstance, InstanceRecord, JsonInstance } from '../instances/convertInstance.js';
 import { readInstances } from '../instances/readInstances.js';
 import { formatBytes } from '../verdict/diagnoseRunJob.js';
 import { type BatchObservation, diagnoseBatchPredict, type FailureKind, judgeBatchPredict } from '../verdict/judgeBatchPredict.js';
@@ -23,8 +24,9 @@ import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
-import { PredictionClient } from './predictionClient.js';
+import { PredictionClient, type PredictOutcome } from './predictionClient.js';
 import type { RunJobHooks } from './runJob.js';
+import type { TransferListener } from './transferProgress.js';
 
 export const RECORD_DIR_NAME = '.vbe';
 const PROBE_TIMEOUT_MS = 10_000; // Vertex's health probe timeout
@@ -191,7 +193,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
 
       if (observation.startup?.outcome === 'ready' && !cancelled()) {
         progress(`predicting: batches of ${spec.batchSize} to ${predictRoute}`);
-        await timed('predict', () => predictAll(spec, inputs.files.map((f) => f.hostPath), replicas, { predictionDir, shards, observation, partialFailures, predictRoute, signal: hooks.signal, progress }));
+        await timed('predict', () => predictAll(spec, inputs.files, replicas, { predictionDir, shards, observation, partialFailures, predictRoute, signal: hooks.signal, progress, transfer }));
       } else if (observation.startup?.outcome === 'ready') observation.cancelled = true;
       replicaMs = (performance.now() - startedAt) * replicas.length;
     } else if (cancelled()) observation.cancelled = true;
@@ -358,83 +360,141 @@ interface PredictContext {
   predictRoute: string;
   signal: AbortSignal | undefined;
   progress: (message: string) => void;
+  transfer: TransferListener;
 }
 
 interface Batch {
-  ok: Array<{ instance: unknown; echo: unknown; key?: unknown }>;
-  bad: Array<{ echo: unknown; message: string }>;
+  ok: Array<ConvertedInstance | JsonInstance>;
+  bad: BadInstance[];
+}
+
+/** A batch and its request body (none when it holds only bad records). */
+interface Prepared {
+  batch: Batch;
+  body: Buffer | undefined;
+}
+
+/** A batch sent: the answer to come. */
+interface InFlight extends Prepared {
+  answer: Promise<PredictOutcome> | undefined;
 }
 
 /**
  * The data plane: one shared stream of batches, pulled by `maxInFlight` workers per replica, so
- * each instance is sent exactly once, in bounded memory, whatever the input size.
+ * each instance is sent exactly once, in bounded memory, whatever the input size. Request bodies
+ * and output lines are assembled from JSON texts: a JSONL instance as written, each prediction as
+ * the server wrote it.
  */
-async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Replica[], ctx: PredictContext): Promise<void> {
+async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPath: string; sizeBytes: number }>, replicas: Replica[], ctx: PredictContext): Promise<void> {
   const { observation: o } = ctx;
   const stats = o.stats;
   const keyed = spec.instanceConfig.keyField !== undefined;
   const writers = ctx.shards.map((s) => ({ results: new JsonlWriter(path.join(ctx.predictionDir, s.results)), errors: new JsonlWriter(path.join(ctx.predictionDir, s.errors)) }));
-  const batches = batchesOf(readInstances(files, spec.instancesFormat, spec.instanceConfig, { gcsRoot: spec.base.gcsRoot }), spec.batchSize);
+  const totalBytes = files.reduce((n, f) => n + f.sizeBytes, 0);
+  let readBytes = 0;
+  const onRead = (bytes: number) => {
+    readBytes += bytes;
+  };
+  const records = readInstances(
+    files.map((f) => f.hostPath),
+    spec.instancesFormat,
+    spec.instanceConfig,
+    { gcsRoot: spec.base.gcsRoot, onRead },
+  );
+  const batches = batchesOf(records, spec.batchSize);
+  const parameters = spec.modelParameters ? JSON.stringify(spec.modelParameters.value) : undefined;
+  const bodyEnd = parameters === undefined ? ']}' : `],"parameters":${parameters}}`;
   let stop = false;
   const recordFailure = (kind: FailureKind, count: number, message: string, code: number) => {
     const entry = (o.failuresByKind[kind] ??= { count: 0, example: message });
     entry.count += count;
     if (ctx.partialFailures.length < MAX_PARTIAL_FAILURES) ctx.partialFailures.push({ code, message });
   };
+  const reportTransfer = () => ctx.transfer({ kind: 'instances', done: stats.successful + stats.failed, failed: stats.failed, readBytes, totalBytes });
   let lastReport = Date.now();
   const t0 = Date.now();
 
+  const halted = () => stop || ctx.signal?.aborted === true;
+  /** The next batch with its request body, read while requests are in flight. */
+  const prepare = async (): Promise<Prepared | undefined> => {
+    const next = await batches.next();
+    if (next.done) return undefined;
+    const { ok } = next.value;
+    return { batch: next.value, body: ok.length ? Buffer.from(requestText(ok, bodyEnd)) : undefined };
+  };
+  /** A batch read but never sent (the job stopped early) is counted, not lost silently. */
+  const unsent = (prepared: Prepared | undefined) => {
+    if (prepared) stats.incomplete += prepared.batch.ok.length + prepared.batch.bad.length;
+  };
+
   const worker = async (replica: Replica) => {
     const out = writers[replica.index]!;
-    for (;;) {
-      if (stop || ctx.signal?.aborted) return;
-      const next = await batches.next();
-      if (next.done) return;
-      const { ok, bad } = next.value;
-      for (const b of bad) {
-        await out.errors.write({ instance: b.echo, error: { code: 3, message: b.message } });
-        stats.failed += 1;
-        recordFailure('bad-record', 1, b.message, 3);
+    const send = (prepared: Prepared): InFlight => ({
+      ...prepared,
+      answer: prepared.body && replica.client.predict(ctx.predictRoute, prepared.body, prepared.batch.ok.length, spec.requestTimeoutMs),
+    });
+    const first = halted() ? undefined : await prepare();
+    let current = first && !halted() ? send(first) : undefined;
+    if (!current) unsent(first);
+    while (current) {
+      const upcoming = await prepare();
+      const { batch: { ok, bad }, body } = current;
+      if (bad.length) {
+        await out.errors.writeMany(bad.map((b) => ({ instance: b.echo, error: { code: 3, message: b.message } })));
+        stats.failed += bad.length;
+        for (const b of bad) recordFailure('bad-record', 1, b.message, 3);
       }
-      if (ok.length === 0) continue;
-      const body = Buffer.from(JSON.stringify(spec.modelParameters ? { instances: ok.map((r) => r.instance), parameters: spec.modelParameters.value } : { instances: ok.map((r) => r.instance) }));
-      let outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
-      for (let attempt = 1; !outcome.ok && attempt <= spec.retries && !ctx.signal?.aborted; attempt++) {
+      let outcome = current.answer && (await current.answer);
+      for (let attempt = 1; body && outcome && !outcome.ok && attempt <= spec.retries && !ctx.signal?.aborted; attempt++) {
         const status = await replica.started.status();
         if (!status.running) break;
         await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
         outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
       }
-      if (!outcome.ok && ctx.signal?.aborted) {
-        stats.incomplete += ok.length; // cancelled while in flight: not answered, not failed
-        return;
-      }
-      if (outcome.ok) {
-        o.maxResponseBytes = Math.max(o.maxResponseBytes, outcome.responseBytes);
-        const predictions = outcome.predictions;
-        await out.results.writeMany(ok.map((record, i) => (keyed ? { key: record.key, prediction: predictions[i] } : { instance: record.echo, prediction: predictions[i] })));
-        stats.successful += ok.length;
-      } else {
+      if (outcome && !outcome.ok) {
+        if (ctx.signal?.aborted) {
+          stats.incomplete += ok.length; // cancelled while in flight: not answered, not failed
+          unsent(upcoming);
+          return;
+        }
         const status = await replica.started.status();
         if (!status.running) {
           replica.dead = true;
           o.died ??= { replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
           stats.incomplete += ok.length;
           stop = true;
+          unsent(upcoming);
           return;
         }
+      }
+      // The next request goes out before this batch's lines are written: the server works meanwhile.
+      const next = upcoming && !halted() ? send(upcoming) : undefined;
+      if (!next) unsent(upcoming);
+      if (outcome?.ok) {
+        o.maxResponseBytes = Math.max(o.maxResponseBytes, outcome.responseBytes);
+        const predictions = outcome.predictions;
+        let lines = '';
+        for (let i = 0; i < ok.length; i++) lines += `{${echoMember(ok[i]!, keyed)}"prediction":${predictions[i]}}\n`;
+        await out.results.writeLines(lines, ok.length);
+        stats.successful += ok.length;
+      } else if (outcome) {
         const message = outcome.kind === 'http' || outcome.kind === 'timeout' || outcome.kind === 'connection'
           ? `Post request fails. Cannot get predictions. Error: Exceeded retries: ${outcome.message}, retry=${spec.retries}.`
           : outcome.message;
-        await out.errors.writeMany(ok.map((record) => ({ ...(keyed ? { key: record.key } : { instance: record.echo }), error: { code: outcome.code, message } })));
+        const error = JSON.stringify({ code: outcome.code, message });
+        let lines = '';
+        for (const record of ok) lines += `{${echoMember(record, keyed)}"error":${error}}\n`;
+        await out.errors.writeLines(lines, ok.length);
         stats.failed += ok.length;
         recordFailure(outcome.kind, ok.length, message, outcome.code);
       }
+      reportTransfer();
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
         const done = stats.successful + stats.failed;
         ctx.progress(`${done} instances (${stats.failed} failed), ${Math.round(done / ((Date.now() - t0) / 1000))}/s`);
       }
+      current = next;
     }
   };
 
@@ -444,18 +504,44 @@ async function predictAll(spec: BatchPredictSpec, files: string[], replicas: Rep
     // Whatever was not sent (the job stopped early) is counted, not lost silently.
     for await (const rest of batches) stats.incomplete += rest.ok.length + rest.bad.length;
   } finally {
+    ctx.transfer({ kind: 'done', of: 'instances' });
     await Promise.all(writers.flatMap((w) => [w.results.close(), w.errors.close()]));
   }
 }
 
-async function* batchesOf(records: AsyncIterable<{ ok: true; instance: unknown; echo: unknown; key?: unknown } | { ok: false; echo: unknown; message: string }>, size: number): AsyncGenerator<Batch> {
+/** `{"instances":[…]` and `bodyEnd` (`]}`, or the parameters then `}`), from each instance's JSON text. */
+function requestText(ok: ReadonlyArray<ConvertedInstance | JsonInstance>, bodyEnd: string): string {
+  let text = '{"instances":[';
+  for (let i = 0; i < ok.length; i++) {
+    const record = ok[i]!;
+    const json = 'json' in record ? record.json : jsonText(record.instance);
+    text += i === 0 ? json : `,${json}`;
+  }
+  return text + bodyEnd;
+}
+
+/** The start of an output line: `"instance":…,`, or with keyField `"key":…,` (Vertex's order). */
+function echoMember(record: ConvertedInstance | JsonInstance, keyed: boolean): string {
+  if ('json' in record) return `"instance":${record.json},`;
+  if (!keyed) return `"instance":${jsonText(record.echo)},`;
+  return record.key === undefined ? '' : `"key":${jsonText(record.key)},`;
+}
+
+/** JSON.stringify of a value read from an input (never undefined; null if it were). */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value) ?? 'null';
+}
+
+async function* batchesOf(groups: AsyncIterable<InstanceRecord[]>, size: number): AsyncGenerator<Batch> {
   let batch: Batch = { ok: [], bad: [] };
-  for await (const record of records) {
-    if (record.ok) batch.ok.push(record);
-    else batch.bad.push(record);
-    if (batch.ok.length >= size || batch.bad.length >= size) {
-      yield batch;
-      batch = { ok: [], bad: [] };
+  for await (const records of groups) {
+    for (const record of records) {
+      if (record.ok) batch.ok.push(record);
+      else batch.bad.push(record);
+      if (batch.ok.length >= size || batch.bad.length >= size) {
+        yield batch;
+        batch = { ok: [], bad: [] };
+      }
     }
   }
   if (batch.ok.length || batch.bad.length) yield batch;

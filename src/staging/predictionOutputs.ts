@@ -22,38 +22,49 @@ export function predictionFileNames(naming: OutputNaming, index: number, count: 
   return { results: `prediction.results-${shard}`, errors: `prediction.errors_stats-${shard}` };
 }
 
-/** Appends JSON lines to a file, waiting when the disk is slower than the producer. */
+/** Lines are gathered to this size before they are handed to the file stream (few, large writes). */
+const FLUSH_CHARS = 64 * 1024;
+/** Bytes the file stream may hold before a writer waits for the disk. */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
+
+/** Appends JSON lines to a file in large writes, waiting when the disk is slower than the producer. */
 export class JsonlWriter {
   private readonly stream: WriteStream;
   private failure: Error | undefined;
+  private pending = '';
   lines = 0;
 
   constructor(readonly file: string) {
-    this.stream = createWriteStream(file);
+    this.stream = createWriteStream(file, { highWaterMark: STREAM_BUFFER_BYTES });
     this.stream.on('error', (error) => (this.failure = error));
   }
 
   async write(value: unknown): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.lines += 1;
-    if (!this.stream.write(`${JSON.stringify(value)}\n`)) {
-      await new Promise<void>((resolve) => this.stream.once('drain', resolve));
-    }
+    await this.writeLines(`${JSON.stringify(value)}\n`, 1);
   }
 
-  /** Several lines in one write (one per batch, not one per instance). */
+  /** Several lines at once (one call per batch, not one per instance). */
   async writeMany(values: readonly unknown[]): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (values.length === 0) return;
-    this.lines += values.length;
     let text = '';
     for (const value of values) text += `${JSON.stringify(value)}\n`;
-    if (!this.stream.write(text)) {
-      await new Promise<void>((resolve) => this.stream.once('drain', resolve));
-    }
+    await this.writeLines(text, values.length);
+  }
+
+  /** `count` lines already serialized, each ending with a newline. */
+  async writeLines(text: string, count: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (count === 0) return;
+    this.lines += count;
+    this.pending += text;
+    if (this.pending.length < FLUSH_CHARS) return;
+    const flushed = this.stream.write(this.pending);
+    this.pending = '';
+    if (!flushed) await new Promise<void>((resolve) => this.stream.once('drain', resolve));
   }
 
   async close(): Promise<void> {
+    if (this.pending && !this.failure) this.stream.write(this.pending);
+    this.pending = '';
     await new Promise<void>((resolve) => this.stream.end(() => resolve()));
     if (this.failure) throw this.failure;
   }

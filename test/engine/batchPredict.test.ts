@@ -1,8 +1,9 @@
-import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { batchPredict, type BatchPredictOptions, encodeTfRecord } from '../../src/index.js';
+import type { TransferProgress } from '../../src/jobs/transferProgress.js';
 import { buildContext, labelled, PYTHON_BASE, ROOT, runVbe, tempDir } from '../helpers/engine.js';
 
 const IMAGE = 'vbe-test/model-server:1';
@@ -118,6 +119,19 @@ describe('vbe batch-predict against real model servers', () => {
     const ids = [...shard0, ...shard1].map((l) => l.instance.id).sort((a, b) => a - b);
     expect(ids).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(job.emulator.logs).toHaveLength(2);
+  });
+
+  it('reports instances answered and input bytes read as it goes (for a progress display)', async () => {
+    const events: TransferProgress[] = [];
+    const job = await batchPredict({ image: IMAGE, pull: 'never', instancesFormat: 'jsonl', inputs: [jsonl], output: path.join(work, 'out-progress'), batchSize: 3 }, { onTransfer: (e) => events.push(e) });
+    expect(job.completionStats.successfulCount).toBe('10');
+    const instances = events.filter((e) => e.kind === 'instances');
+    expect(instances.length).toBeGreaterThanOrEqual(4); // one per batch
+    const totalBytes = (await stat(jsonl)).size;
+    expect(instances.at(-1)).toEqual({ kind: 'instances', done: 10, failed: 0, readBytes: totalBytes, totalBytes });
+    expect(instances.map((e) => e.done)).toEqual([...instances.map((e) => e.done)].sort((a, b) => a - b));
+    expect(events.filter((e) => e.kind === 'done' && e.of === 'instances')).toHaveLength(1);
+    expect(events.findIndex((e) => e.kind === 'done' && e.of === 'instances')).toBeGreaterThan(events.lastIndexOf(instances.at(-1)!));
   });
 
   it('--output-naming predictions writes predictions_0001.jsonl / errors_0001.jsonl', async () => {

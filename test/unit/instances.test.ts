@@ -1,10 +1,10 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from '../../src/instances/convertInstance.js';
-import { lines, readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
+import { type Line, lines, LineSplitter, readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
 import { encodeTfRecord, maskedCrc32c } from '../../src/instances/tfRecord.js';
 import { mergeBatchPredictSpec } from '../../src/spec/batchPredictSpec.js';
 import { predictionDirectoryName, predictionFileNames } from '../../src/staging/predictionOutputs.js';
@@ -13,8 +13,14 @@ import { VbeError } from '../../src/errors.js';
 
 async function collect(files: string[], format: ReadableFormat, config = {}, gcsRoot = '/nonexistent'): Promise<InstanceRecord[]> {
   const out: InstanceRecord[] = [];
-  for await (const r of readInstances(files, format, config, { gcsRoot })) out.push(r);
+  for await (const group of readInstances(files, format, config, { gcsRoot })) out.push(...group);
   return out;
+}
+
+/** What a record sends: the instance (parsed back from its JSON text when passed through), or the error message. */
+function valueOf(r: InstanceRecord): unknown {
+  if (!r.ok) return r.message;
+  return 'json' in r ? JSON.parse(r.json) : r.instance;
 }
 
 async function file(name: string, content: string | Buffer): Promise<string> {
@@ -65,14 +71,52 @@ describe('readers', () => {
   it('lines: a line over the cap is skipped to its end and reported, invalid UTF-8 too, in bounded memory', async () => {
     const f = await file('big.jsonl', Buffer.concat([Buffer.from('{"a":1}\n'), Buffer.alloc(100, 0x61), Buffer.from('\n{"b":2}\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), Buffer.from('{"c":3}')]));
     const out = [];
-    for await (const l of lines(f, 16)) out.push(l.ok ? l.text : l.message);
+    for await (const group of lines(f, 16)) out.push(...group.map((l) => (l.ok ? l.text : l.message)));
     expect(out).toEqual(['{"a":1}', 'Line 2 is longer than 16 bytes (at least 100); it was skipped.', '{"b":2}', 'Line 4 is not valid UTF-8.', '{"c":3}']);
     const records = await collect([f], 'jsonl');
     expect(records.map((r) => r.ok)).toEqual([true, false, true, false, true]); // under the real cap the long line is read (and is not JSON)
   });
+  it('jsonl without instanceConfig: each line kept as its JSON text (trimmed), checked to parse', async () => {
+    const f = await file('raw.jsonl', '\uFEFF{"a": 1.50, "b":"\\u00e9"}  \r\n\t[1,2]\n{"c":\r3}\n{"d":\n');
+    const records = await collect([f], 'jsonl');
+    expect(records).toEqual([
+      { ok: true, json: '{"a": 1.50, "b":"\\u00e9"}' }, // a byte order mark and CRLF are not part of the line
+      { ok: true, json: '[1,2]' },
+      { ok: true, json: '{"c":3}' }, // a CR inside the line is not written out
+      { ok: false, echo: '{"d":', message: expect.stringMatching(/^Invalid JSON instance \(raw\.jsonl line 4\): /) },
+    ]);
+  });
+  it('jsonl with instanceConfig: instances converted from the parsed value', async () => {
+    const f = await file('conv.jsonl', '{"id": 1, "a": 2}\n[3]\n');
+    const records = await collect([f], 'jsonl', { keyField: 'id' });
+    expect(records[0]).toEqual({ ok: true, instance: { a: 2 }, echo: { a: 2 }, key: 1 });
+    expect(records[1]).toMatchObject({ ok: false, echo: [3] });
+  });
+  it('lines: any chunking gives the lines a whole-file reading gives (multi-byte characters, CRLF, BOM, bad UTF-8, long lines)', () => {
+    const pieces = ['{"a":1}', '\n', '\r\n', 'é', '€', '😀', '\uFEFF', ' ', '\t', '\u00a0', 'x'.repeat(9), '"q"', Buffer.from([0xff]), Buffer.from([0x80]), Buffer.from([0xe2, 0x82])];
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      const parts = Array.from({ length: 1 + random(40) }, () => pieces[random(pieces.length)]!);
+      const bytes = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+      const maxBytes = [8, 16, 1000][random(3)]!;
+      const splitter = new LineSplitter(maxBytes, 1 + random(4));
+      const got: Line[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + random(24);
+        for (const group of splitter.push(bytes.subarray(at, at + size))) got.push(...group);
+        at += size;
+      }
+      for (const group of splitter.end()) got.push(...group);
+      expect(got, JSON.stringify(bytes.toString('latin1'))).toEqual(referenceLines(bytes, maxBytes));
+    }
+  });
   it('csv: header dropped, quoting respected', async () => {
     const f = await file('a.csv', 'name,n\n"x, y",3\n"4",5\n');
-    expect((await collect([f], 'csv')).map((r) => (r.ok ? r.instance : r.message))).toEqual([['x, y', 3], ['4', 5]]);
+    expect((await collect([f], 'csv')).map(valueOf)).toEqual([['x, y', 3], ['4', 5]]);
   });
   it('file-list: local paths relative to the list, b64 bytes, missing files are error records', async () => {
     const list = await file('list.txt', 'data.bin\nmissing.bin\n');
@@ -85,16 +129,60 @@ describe('readers', () => {
     const good = Buffer.concat([encodeTfRecord(Buffer.from('a')), encodeTfRecord(Buffer.from('bc'))]);
     const truncated = Buffer.concat([good, encodeTfRecord(Buffer.from('def')).subarray(0, 15)]);
     const records = await collect([await file('t.tfrecord', truncated)], 'tf-record');
-    expect(records.slice(0, 2).map((r) => (r.ok ? Buffer.from((r.instance as { b64: string }).b64, 'base64').toString() : ''))).toEqual(['a', 'bc']);
+    expect(records.slice(0, 2).map((r) => Buffer.from((valueOf(r) as { b64: string }).b64, 'base64').toString())).toEqual(['a', 'bc']);
     expect(records[2]).toMatchObject({ ok: false, message: expect.stringContaining('truncated data') });
     const gz = await collect([await file('t.gz', gzipSync(good))], 'tf-record-gzip');
     expect(gz).toHaveLength(2);
+  });
+  it('reports the bytes read from each input, whatever the format', async () => {
+    const tf = Buffer.concat([encodeTfRecord(Buffer.from('a')), encodeTfRecord(Buffer.from('bc'))]);
+    const inputs: Array<[ReadableFormat, string]> = [
+      ['jsonl', await file('r.jsonl', '{"a":1}\n'.repeat(1000))],
+      ['csv', await file('r.csv', `h\n${'1\n'.repeat(1000)}`)],
+      ['file-list', await file('r.txt', 'missing\n')],
+      ['tf-record', await file('r.tfrecord', tf)],
+      ['tf-record-gzip', await file('r.gz', gzipSync(tf))],
+    ];
+    for (const [format, f] of inputs) {
+      let bytes = 0;
+      for await (const group of readInstances([f], format, {}, { gcsRoot: '/nonexistent', onRead: (n) => (bytes += n) })) expect(group.length).toBeGreaterThan(0);
+      expect(bytes, format).toBe((await stat(f)).size);
+    }
   });
   it('masked CRC-32C matches TensorFlow (crc32c("123456789") = 0xe3069283)', () => {
     const crc = 0xe3069283;
     expect(maskedCrc32c(Buffer.from('123456789'))).toBe((((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0);
   });
 });
+
+/** Line splitting as a whole-file reader would do it, line by line (what `lines` did before it worked by chunk). */
+function referenceLines(bytes: Buffer, maxBytes: number): Line[] {
+  const out: Line[] = [];
+  const parts: Buffer[] = [];
+  for (let start = 0; start <= bytes.length; ) {
+    const nl = bytes.indexOf(10, start);
+    parts.push(bytes.subarray(start, nl === -1 ? bytes.length : nl));
+    if (nl === -1) break;
+    start = nl + 1;
+  }
+  if (parts.length && parts[parts.length - 1]!.length === 0) parts.pop();
+  parts.forEach((line, i) => {
+    const number = i + 1;
+    if (line.length > maxBytes) {
+      out.push({ ok: false, number, message: `Line ${number} is longer than ${maxBytes} bytes (at least ${line.length}); it was skipped.`, echo: `(line ${number}, ${line.length}+ bytes)` });
+      return;
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(line).replace(/\r$/, '');
+    } catch {
+      out.push({ ok: false, number, message: `Line ${number} is not valid UTF-8.`, echo: line.subarray(0, 200).toString('latin1') });
+      return;
+    }
+    if (text.trim() !== '') out.push({ ok: true, text, number });
+  });
+  return out;
+}
 
 describe('output naming', () => {
   it('names the directory as real jobs do', () => {

@@ -157,8 +157,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           );
         }
         if (artifact) {
-          progress(`staging the model artifact: ${artifact.files.length} file(s), ${formatBytes(artifact.totalBytes)}`);
-          await stageInputs(all[0]!, artifact.groups);
+          progress(`staging the model artifact: ${artifact.fileCount} file(s), ${formatBytes(artifact.totalBytes)}`);
+          await stageInputs(all[0]!, artifact.groups, [], transfer);
         }
         return all;
       });

@@ -156,9 +156,9 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         await resources.volume(`vbe-${jobId}-data`);
         if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
         const created = await newReplica(0);
-        const fileCount = inputs.files.length + (model?.files.length ?? 0);
+        const fileCount = inputs.fileCount + (model?.fileCount ?? 0);
         progress(`staging ${fileCount} file(s), ${formatBytes(inputs.totalBytes + (model?.totalBytes ?? 0))}`);
-        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])], [output.containerDir]);
+        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])], [output.containerDir], transfer);
         return created;
       });
 
@@ -214,7 +214,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
           collection = await timed('collect', async () =>
-            collectOutputs(await exited.getArchive(output.containerDir), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }),
+            collectOutputs(await exited.getArchive(output.containerDir), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }, transfer),
           );
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;

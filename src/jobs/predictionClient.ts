@@ -1,8 +1,21 @@
 import http from 'node:http';
+import { type HttpAnswer, ServerConnection } from './serverConnection.js';
 
-/** Talks HTTP to a model server's published port on the engine's host (127.0.0.1 for a local engine; never a container address). */
+/** Largest predict response read. */
+const MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
+/** A route that can go in a request line as it is (node:http refuses the others, and so does predict). */
+const PLAIN_ROUTE = /^\/[\x21-\x7e]*$/;
+
+/**
+ * Talks HTTP to a model server's published port on the engine's host (127.0.0.1 for a local
+ * engine; never a container address): health probes through node:http, predict requests on
+ * keep-alive connections of our own (see ServerConnection).
+ */
 export class PredictionClient {
   private readonly agent: http.Agent;
+  private readonly idle: ServerConnection[] = [];
+  private readonly connections = new Set<ServerConnection>();
+  private readonly hostHeader: string;
 
   constructor(
     readonly host: string,
@@ -10,10 +23,14 @@ export class PredictionClient {
     maxSockets: number,
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    this.hostHeader = `${host.includes(':') ? `[${host}]` : host}:${hostPort}`;
   }
 
   close(): void {
     this.agent.destroy();
+    for (const c of this.connections) c.destroy();
+    this.connections.clear();
+    this.idle.length = 0;
   }
 
   /** GET a route; the status code, or the reason there was none. */
@@ -24,7 +41,7 @@ export class PredictionClient {
 
   /** POST one predict request and check the answer has one prediction per instance. */
   async predict(route: string, body: Buffer, instanceCount: number, timeoutMs: number): Promise<PredictOutcome> {
-    const result = await this.request('POST', route, body, timeoutMs, 512 * 1024 * 1024);
+    const result = PLAIN_ROUTE.test(route) ? await this.post(route, body, timeoutMs) : await this.request('POST', route, body, timeoutMs, MAX_RESPONSE_BYTES);
     if ('error' in result) {
       return result.timedOut
         ? { ok: false, kind: 'timeout', code: 4, message: `no answer within ${Math.round(timeoutMs / 1000)}s` }
@@ -51,16 +68,34 @@ export class PredictionClient {
     return { ok: true, predictions: predictionTexts(text, predictions), responseBytes: result.body.length };
   }
 
+  /** POST on an idle keep-alive connection, or a new one. */
+  private async post(route: string, body: Buffer, timeoutMs: number): Promise<HttpAnswer> {
+    let connection = this.idle.pop();
+    while (connection && !connection.reusable) {
+      this.connections.delete(connection);
+      connection = this.idle.pop();
+    }
+    if (!connection) {
+      connection = new ServerConnection(this.host, this.hostPort);
+      this.connections.add(connection);
+    }
+    const head = `POST ${route} HTTP/1.1\r\nHost: ${this.hostHeader}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`;
+    const answer = await connection.exchange(head, body, timeoutMs, MAX_RESPONSE_BYTES);
+    if (connection.reusable) this.idle.push(connection);
+    else this.connections.delete(connection);
+    return answer;
+  }
+
   private request(
     method: 'GET' | 'POST',
     route: string,
     body: Buffer | undefined,
     timeoutMs: number,
     maxBytes: number,
-  ): Promise<{ status: number; body: Buffer } | { error: string; timedOut: boolean }> {
+  ): Promise<HttpAnswer> {
     return new Promise((resolve) => {
       let settled = false;
-      const done = (value: { status: number; body: Buffer } | { error: string; timedOut: boolean }) => {
+      const done = (value: HttpAnswer) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);

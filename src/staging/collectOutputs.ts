@@ -53,7 +53,7 @@ const FILES_IN_FLIGHT = 4;
 /** Bytes read from the archive and not yet on disk; reading waits above this. */
 const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
 /** A file's chunks are written once this many are pending (and at its end). */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 256 * 1024;
 /** A collect progress event at least every this many bytes within a big file. */
 const PROGRESS_STEP_BYTES = 1024 * 1024;
 

@@ -69,7 +69,7 @@ describe('collectOutputs: writing files back', () => {
     ]);
     const events: TransferProgress[] = [];
     const result = await collectOutputs(archive, path.join(dir, 'out'), { maxFileBytes: 1024 ** 3 }, (e) => events.push(e));
-    const collect = events.filter((e): e is Extract<TransferProgress, { kind: 'collect' }> => e.kind === 'collect');
+    const collect = events.filter((e): e is Extract<TransferProgress, { doneBytes: number }> => e.kind === 'collect');
     expect(collect.length).toBeGreaterThanOrEqual(20 + 3); // per small file, and per MiB of the big one
     for (let i = 1; i < collect.length; i++) {
       expect(collect[i]!.doneBytes).toBeGreaterThanOrEqual(collect[i - 1]!.doneBytes);

@@ -166,7 +166,7 @@ describe('stageInputs: progress and errors', () => {
     expect(destination()).toBe('/');
     expect((await received).filter((e) => e.header.type === 'file')).toHaveLength(301);
 
-    const stage = events.filter((e): e is Extract<TransferProgress, { kind: 'stage' }> => e.kind === 'stage');
+    const stage = events.filter((e): e is Extract<TransferProgress, { doneBytes: number }> => e.kind === 'stage');
     expect(stage.length).toBeGreaterThan(2);
     for (const e of stage) {
       expect(e.totalBytes).toBe(inputs.totalBytes);

@@ -70,11 +70,11 @@ describe('staging and collection against a real engine: layout, modes, bytes, pr
     expect(md5(await readFile(path.join(out, 'big-copy.bin')))).toBe(md5(big));
     expect(job.emulator.inputs.fileCount).toBe(2);
 
-    const stage = events.filter((e): e is Extract<TransferProgress, { kind: 'stage' }> => e.kind === 'stage');
+    const stage = events.filter((e): e is Extract<TransferProgress, { doneBytes: number }> => e.kind === 'stage');
     const modelBytes = 70_000 + 10 + 6 + Array.from({ length: 200 }, (_, i) => `${i}\n`.length).reduce((a, b) => a + b, 0);
     const stagedBytes = big.length + 8 + modelBytes;
     expect(stage.at(-1)).toEqual({ kind: 'stage', doneBytes: stagedBytes, totalBytes: stagedBytes, doneFiles: 2 + 203, totalFiles: 2 + 203 });
-    const collect = events.filter((e): e is Extract<TransferProgress, { kind: 'collect' }> => e.kind === 'collect');
+    const collect = events.filter((e): e is Extract<TransferProgress, { doneBytes: number }> => e.kind === 'collect');
     expect(collect.at(-1)).toEqual({ kind: 'collect', doneBytes: job.emulator.outputs.totalBytes, doneFiles: job.emulator.outputs.fileCount });
     expect(job.emulator.outputs.fileCount).toBe(7);
     const done = events.filter((e) => e.kind === 'done').map((e) => (e as { of: string }).of);

@@ -43,8 +43,12 @@ export async function* readInstances(files: readonly string[], format: ReadableF
 
 /** Longest input line (one instance) read; a longer one becomes an error record. */
 export const MAX_RECORD_BYTES = 32 * 1024 * 1024;
-/** Bytes read from an input file at a time. */
-const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Bytes read from an input file at a time. Larger reads are no faster, and each chunk's decoded
+ * string would be a large object that only a full GC frees (1 MiB reads: peak RSS ~130 MB instead
+ * of ~96 MB over a million instances).
+ */
+const READ_CHUNK_BYTES = 64 * 1024;
 /**
  * Lines handed on at a time: a chunk's lines are split and parsed a group at a time as they are
  * consumed (the work is spread between requests, and short-lived objects die young).

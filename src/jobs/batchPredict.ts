@@ -415,7 +415,10 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
   const t0 = Date.now();
 
   const halted = () => stop || ctx.signal?.aborted === true;
-  /** The next batch with its request body, read while requests are in flight. */
+  // Small records (text lines) are read a batch ahead, while a request is in flight; files and
+  // TFRecords can be large, so only one batch of them per worker is held.
+  const readAhead = spec.instancesFormat === 'jsonl' || spec.instancesFormat === 'csv';
+  /** The next batch with its request body. */
   const prepare = async (): Promise<Prepared | undefined> => {
     const next = await batches.next();
     if (next.done) return undefined;
@@ -429,15 +432,19 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
 
   const worker = async (replica: Replica) => {
     const out = writers[replica.index]!;
-    const send = (prepared: Prepared): InFlight => ({
-      ...prepared,
-      answer: prepared.body && replica.client.predict(ctx.predictRoute, prepared.body, prepared.batch.ok.length, spec.requestTimeoutMs),
-    });
-    const first = halted() ? undefined : await prepare();
-    let current = first && !halted() ? send(first) : undefined;
-    if (!current) unsent(first);
+    const send = (prepared: Prepared): InFlight => {
+      const answer = prepared.body && replica.client.predict(ctx.predictRoute, prepared.body, prepared.batch.ok.length, spec.requestTimeoutMs);
+      answer?.catch(() => undefined); // awaited later, where a failure surfaces: not an unhandled rejection meanwhile
+      return { ...prepared, answer };
+    };
+    const sendUnlessHalted = (prepared: Prepared | undefined): InFlight | undefined => {
+      if (prepared && !halted()) return send(prepared);
+      unsent(prepared);
+      return undefined;
+    };
+    let current = sendUnlessHalted(halted() ? undefined : await prepare());
     while (current) {
-      const upcoming = await prepare();
+      const upcoming = readAhead ? await prepare() : undefined;
       const { batch: { ok, bad }, body } = current;
       if (bad.length) {
         await out.errors.writeMany(bad.map((b) => ({ instance: b.echo, error: { code: 3, message: b.message } })));
@@ -468,8 +475,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         }
       }
       // The next request goes out before this batch's lines are written: the server works meanwhile.
-      const next = upcoming && !halted() ? send(upcoming) : undefined;
-      if (!next) unsent(upcoming);
+      const next = readAhead ? sendUnlessHalted(upcoming) : undefined;
       if (outcome?.ok) {
         o.maxResponseBytes = Math.max(o.maxResponseBytes, outcome.responseBytes);
         const predictions = outcome.predictions;
@@ -494,7 +500,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         const done = stats.successful + stats.failed;
         ctx.progress(`${done} instances (${stats.failed} failed), ${Math.round(done / ((Date.now() - t0) / 1000))}/s`);
       }
-      current = next;
+      current = readAhead ? next : sendUnlessHalted(halted() ? undefined : await prepare());
     }
   };
 

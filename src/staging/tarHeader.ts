@@ -1,7 +1,9 @@
 /**
  * Tar (ustar) headers for the staging packer, written straight into the caller's buffer. Names
  * that do not fit ustar's 100 + 155 bytes, or are not ASCII, get a PAX `path` record first, as
- * tar-stream (and tar-fs before it) wrote them; docker's extractor reads both.
+ * tar-stream (and tar-fs before it) wrote them; docker's extractor reads both. Written here rather than
+ * with tar-stream's encoder because its package exports only the stream API (not `headers.js`), and
+ * the packer needs headers placed in its own output buffers (one allocation per MiB, not per file).
  */
 
 export const BLOCK = 512;

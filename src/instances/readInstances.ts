@@ -5,7 +5,8 @@ import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { gcsHostPath, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
 import type { InstanceConfig } from '../spec/vertexSchemas.js';
-import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord, type JsonInstance, needsConversion } from './convertInstance.js';
+import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord, needsConversion } from './convertInstance.js';
+import { isJsonText } from './jsonSyntax.js';
 import { readTfRecords } from './tfRecord.js';
 
 export type ReadableFormat = 'jsonl' | 'csv' | 'file-list' | 'tf-record' | 'tf-record-gzip';
@@ -215,6 +216,11 @@ async function* readJsonl(file: string, config: InstanceConfig, context: ReadCon
         continue;
       }
       const line = item.text;
+      // Sent as written: its syntax is checked, no value is built (unless it holds a CR, below).
+      if (asWritten && isJsonText(line) && !line.includes('\r')) {
+        records.push({ ok: true, json: line.trim() }); // only JSON whitespace can surround it
+        continue;
+      }
       let value: unknown;
       try {
         value = JSON.parse(line);
@@ -222,19 +228,11 @@ async function* readJsonl(file: string, config: InstanceConfig, context: ReadCon
         records.push({ ok: false, echo: line.length > 1000 ? `${line.slice(0, 1000)}…` : line, message: `Invalid JSON instance (${name} line ${item.number}): ${(error as Error).message}` });
         continue;
       }
-      records.push(asWritten ? jsonInstance(line, value) : applyInstanceConfig(value, config));
+      // A CR inside a line (JSON whitespace) would end it for some readers: such a line is written serialized again.
+      records.push(asWritten ? { ok: true, json: JSON.stringify(value) } : applyInstanceConfig(value, config));
     }
     yield records;
   }
-}
-
-/**
- * A line that parsed, kept as written. It parsed, so only JSON whitespace can surround it, which
- * trim() removes; a CR inside it (JSON whitespace too) would end the line for some readers, so such
- * a line is written out serialized again.
- */
-function jsonInstance(line: string, value: unknown): JsonInstance {
-  return { ok: true, json: line.includes('\r') ? JSON.stringify(value) : line.trim() };
 }
 
 async function* readCsv(file: string, config: InstanceConfig, context: ReadContext): AsyncGenerator<InstanceRecord[]> {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { arrayMemberSpans } from '../instances/jsonSyntax.js';
 import { type HttpAnswer, ServerConnection } from './serverConnection.js';
 
 /** Largest predict response read. */
@@ -51,6 +52,19 @@ export class PredictionClient {
     if (result.status < 200 || result.status > 299) {
       return { ok: false, kind: 'http', code: result.status >= 500 ? 13 : 3, status: result.status, message: `Non-OK result ${result.status} (${snippet(text)}) from server` };
     }
+    // The usual answer, JSON with one prediction per instance, each on one line: checked and cut
+    // out as written, without building values.
+    const spans = arrayMemberSpans(text, 'predictions');
+    if (spans?.length === 2 * instanceCount) {
+      const texts: string[] = [];
+      for (let i = 0; i < spans.length; i += 2) {
+        const prediction = text.slice(spans[i], spans[i + 1]);
+        if (!isOneLine(prediction)) break;
+        texts.push(prediction);
+      }
+      if (texts.length === instanceCount) return { ok: true, predictions: texts, responseBytes: result.body.length };
+    }
+    // Anything else is parsed: to say exactly what is wrong, or to serialize predictions written over several lines.
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -65,7 +79,7 @@ export class PredictionClient {
     if (predictions.length !== instanceCount) {
       return { ok: false, kind: 'count-mismatch', code: 13, message: `The model server returned ${predictions.length} predictions for ${instanceCount} instances.` };
     }
-    return { ok: true, predictions: predictionTexts(text, predictions), responseBytes: result.body.length };
+    return { ok: true, predictions: predictionTexts(text, predictions, spans), responseBytes: result.body.length };
   }
 
   /** POST on an idle keep-alive connection, or a new one. */
@@ -152,134 +166,18 @@ function snippet(text: string): string {
  * JSON). A prediction spread over several lines (a pretty-printed response) is serialized from
  * `parsed`, as it must fit on one output line.
  */
-export function predictionTexts(text: string, parsed: readonly unknown[]): string[] {
-  const texts = predictionsMember(text);
-  if (!texts || texts.length !== parsed.length) return parsed.map(toJson);
-  return texts.map((t, i) => t ?? toJson(parsed[i]));
+export function predictionTexts(text: string, parsed: readonly unknown[], spans = arrayMemberSpans(text, 'predictions')): string[] {
+  if (spans?.length !== 2 * parsed.length) return parsed.map(toJson);
+  return parsed.map((value, i) => {
+    const prediction = text.slice(spans[2 * i], spans[2 * i + 1]);
+    return isOneLine(prediction) ? prediction : toJson(value);
+  });
+}
+
+function isOneLine(json: string): boolean {
+  return !json.includes('\n') && !json.includes('\r');
 }
 
 function toJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const LF = 0x0a;
-const CR = 0x0d;
-
-// The scanners below assume valid JSON (JSON.parse accepted it); they only find where values end.
-
-function isWhitespace(c: number): boolean {
-  return c === 0x20 || c === LF || c === CR || c === 0x09;
-}
-
-function skipWhitespace(text: string, i: number): number {
-  while (isWhitespace(text.charCodeAt(i))) i += 1;
-  return i;
-}
-
-/** Past the string whose opening quote is at `i`. */
-function skipString(text: string, i: number): number {
-  for (let from = i + 1; ; ) {
-    const quote = text.indexOf('"', from);
-    if (quote === -1) return text.length;
-    let backslashes = 0;
-    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes += 1;
-    if (backslashes % 2 === 0) return quote + 1;
-    from = quote + 1;
-  }
-}
-
-/** Past the value that starts at `i`. */
-function skipValue(text: string, i: number): number {
-  const first = text.charCodeAt(i);
-  if (first === QUOTE) return skipString(text, i);
-  if (first === OPEN_BRACE || first === OPEN_BRACKET) {
-    let depth = 0;
-    while (i < text.length) {
-      const c = text.charCodeAt(i);
-      if (c === QUOTE) {
-        i = skipString(text, i);
-        continue;
-      }
-      if (c === OPEN_BRACE || c === OPEN_BRACKET) depth += 1;
-      else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) return i + 1;
-      i += 1;
-    }
-    return i;
-  }
-  // A number, true, false or null.
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
-    if (c === COMMA || c === CLOSE_BRACKET || c === CLOSE_BRACE || c <= 0x20) break;
-    i += 1;
-  }
-  return i;
-}
-
-/**
- * The element texts of the top-level object's "predictions" array (the last such member, as
- * JSON.parse keeps), undefined for an element that spans lines; undefined if there is none.
- */
-function predictionsMember(text: string): Array<string | undefined> | undefined {
-  let i = skipWhitespace(text, 0);
-  if (text.charCodeAt(i) !== OPEN_BRACE) return undefined;
-  let found: Array<string | undefined> | undefined;
-  i = skipWhitespace(text, i + 1);
-  while (i < text.length && text.charCodeAt(i) === QUOTE) {
-    const keyEnd = skipString(text, i);
-    const raw = text.slice(i, keyEnd);
-    const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
-    i = skipWhitespace(text, keyEnd);
-    if (text.charCodeAt(i) !== COLON) return undefined;
-    i = skipWhitespace(text, i + 1);
-    if (key === 'predictions' && text.charCodeAt(i) === OPEN_BRACKET) {
-      const array = arrayElements(text, i);
-      if (!array) return undefined;
-      found = array.elements;
-      i = array.end;
-    } else i = skipValue(text, i);
-    i = skipWhitespace(text, i);
-    if (text.charCodeAt(i) !== COMMA) break;
-    i = skipWhitespace(text, i + 1);
-  }
-  return found;
-}
-
-/** The elements of the array opening at `open`, in one pass; undefined for one that spans lines. */
-function arrayElements(text: string, open: number): { elements: Array<string | undefined>; end: number } | undefined {
-  const elements: Array<string | undefined> = [];
-  let depth = 0;
-  let start = -1;
-  let multiline = false;
-  for (let i = open + 1; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE) {
-      if (start < 0) start = i;
-      i = skipString(text, i) - 1;
-    } else if (isWhitespace(c)) {
-      // Between tokens; at depth 0 only around an element (outside the text kept).
-      if (depth > 0 && (c === LF || c === CR)) multiline = true;
-    } else if (depth === 0 && (c === COMMA || c === CLOSE_BRACKET)) {
-      if (start >= 0) {
-        let end = i;
-        while (isWhitespace(text.charCodeAt(end - 1))) end -= 1;
-        elements.push(multiline ? undefined : text.slice(start, end));
-      }
-      if (c === CLOSE_BRACKET) return { elements, end: i + 1 };
-      start = -1;
-      multiline = false;
-    } else {
-      if (start < 0) start = i;
-      if (c === OPEN_BRACE || c === OPEN_BRACKET) depth += 1;
-      else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth -= 1;
-    }
-  }
-  return undefined;
 }

@@ -118,6 +118,9 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
   const healthRoute = options.healthRoute ?? containerSpec.healthRoute;
   for (const [route, field] of [[predictRoute, '--predict-route'], [healthRoute, '--health-route']] as const) {
     if (route !== undefined && !route.startsWith('/')) throw usageError('INVALID_ROUTE', `${field}: "${route}" must start with "/".`, 'Give a path such as /predict.');
+    if (route !== undefined && !/^[\x21-\x7e]+$/.test(route)) {
+      throw usageError('INVALID_ROUTE', `${field}: "${route}" has a space, a control or a non-ASCII character, which cannot go in an HTTP request line.`, 'Percent-encode it (a space is %20), as the route would be sent on Vertex.');
+    }
   }
 
   const spec: BatchPredictSpec = {

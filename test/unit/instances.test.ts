@@ -257,6 +257,8 @@ describe('batch-predict spec', () => {
     [{ instancesFormat: 'jsonl', replicaCount: 99 }, 'INVALID_NUMBER'],
     [{ instancesFormat: 'jsonl', modelParameters: '{oops' }, 'INVALID_MODEL_PARAMETERS'],
     [{ instancesFormat: 'jsonl', predictRoute: 'predict' }, 'INVALID_ROUTE'],
+    [{ instancesFormat: 'jsonl', predictRoute: '/my model:predict' }, 'INVALID_ROUTE'],
+    [{ instancesFormat: 'jsonl', healthRoute: '/health\n' }, 'INVALID_ROUTE'],
     [{ instancesFormat: 'jsonl', maxFailedRatio: 2 }, 'INVALID_RATIO'],
   ])('rejects %j with %s', (extra, code) => {
     expect(usage(() => mergeBatchPredictSpec({ ...base, ...extra } as never, {}, dirs)).code).toBe(code);

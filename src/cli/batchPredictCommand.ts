@@ -8,7 +8,7 @@ import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
-import { collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
+import { cliJobHooks, collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
 
 interface BatchFlags {
   image?: string;
@@ -144,13 +144,7 @@ export function batchPredictCommand(context: CliContext): Command {
     .action(async (flags: BatchFlags) => {
       const reports = parseReportTargets(flags.report);
       const job = await withProgress(context, flags, (onTransfer) =>
-        batchPredict(toBatchPredictOptions(flags), {
-          logger: context.logger,
-          signal: context.signal,
-          onProgress: (message) => context.stderr(`› ${message}`),
-          onTransfer,
-          ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
-        }),
+        batchPredict(toBatchPredictOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatBatchSummary(job));
       await writeReports(reports, job);

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { runJob } from '../jobs/runJob.js';
+import { runJob, type RunJobHooks } from '../jobs/runJob.js';
+import type { TransferListener } from '../jobs/transferProgress.js';
 import { formatRunSummary } from '../report/formatRunSummary.js';
 import { usageError } from '../errors.js';
 import { parseSizeBytes } from '../spec/parseSize.js';
@@ -99,6 +100,17 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   return options;
 }
 
+/** The hooks both job commands give the library: progress and container lines on stderr. */
+export function cliJobHooks(context: CliContext, flags: { quiet?: boolean }, onTransfer: TransferListener): RunJobHooks {
+  return {
+    logger: context.logger,
+    signal: context.signal,
+    onProgress: (message) => context.stderr(`› ${message}`),
+    onTransfer,
+    ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
+  };
+}
+
 export function runCommand(context: CliContext): Command {
   return new Command('run')
     .description('Run a batch job under the file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR, run to completion) and judge it as Vertex AI would.')
@@ -131,13 +143,7 @@ export function runCommand(context: CliContext): Command {
     .action(async (flags: RunFlags) => {
       const reports = parseReportTargets(flags.report);
       const job = await withProgress(context, flags, (onTransfer) =>
-        runJob(toRunJobOptions(flags), {
-          logger: context.logger,
-          signal: context.signal,
-          onProgress: (message) => context.stderr(`› ${message}`),
-          onTransfer,
-          ...(flags.quiet ? {} : { onContainerLine: (channel, line) => context.stderr(`${channel === 'stderr' ? '[stderr]' : '[stdout]'} ${line}`) }),
-        }),
+        runJob(toRunJobOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatRunSummary(job));
       await writeReports(reports, job);

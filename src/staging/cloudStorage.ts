@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Storage } from '@google-cloud/storage';
 import { emulatorError, usageError, VbeError } from '../errors.js';
 import { parseGcsUri } from '../spec/gcsUri.js';
+import { forEachBounded } from './bounded.js';
 
 /**
  * Real Cloud Storage for `--gcs real`, through @google-cloud/storage (which honours
@@ -43,7 +44,7 @@ export async function downloadGcsInput(storage: Storage, uri: string, field: str
     throw usageError('INPUT_NOT_FOUND', `${field}: "${uri}" names no object in Cloud Storage (${cloudStorageEndpoint()}).`, 'Check the bucket and path (gcloud storage ls ' + uri + ').');
   }
   const tally = { objects: 0, bytes: 0, files: [] as string[] };
-  await forEachLimited(names, CONCURRENCY, async (name) => {
+  await forEachBounded(names, CONCURRENCY, async (name) => {
     const destination = safeMirrorPath(mirrorRoot, bucket, name, uri, field);
     tally.files.push(destination);
     await mkdir(path.dirname(destination), { recursive: true });
@@ -69,7 +70,7 @@ export async function uploadDirectory(storage: Storage, localDir: string, uri: s
     .filter((relative) => !skip.includes(relative.split('/')[0]!))
     .sort();
   const tally: TransferTally = { objects: 0, bytes: 0 };
-  await forEachLimited(files, CONCURRENCY, async (relative) => {
+  await forEachBounded(files, CONCURRENCY, async (relative) => {
     const source = path.join(localDir, relative);
     try {
       await storage.bucket(bucket).upload(source, { destination: `${prefix}${relative}`, resumable: false, validation: 'crc32c' });
@@ -126,12 +127,4 @@ function storageError(error: unknown, what: string): VbeError {
     return usageError('INPUT_NOT_FOUND', `${what}: not found (${message}).`, 'Check the bucket name and path.');
   }
   return emulatorError('GCS_UNAVAILABLE', `${what}: Cloud Storage at ${cloudStorageEndpoint()} did not answer usefully (${message}).`, 'Check the network (or STORAGE_EMULATOR_HOST) and try again.', error);
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -52,7 +52,14 @@ export async function withRealCloudStorage<R extends RunJobResource | BatchPredi
     throw error;
   }
 
-  const resource = await run(mirror);
+  let resource: R;
+  try {
+    resource = await run(mirror);
+  } catch (error) {
+    // The emulator could not run the job (bad spec, engine unreachable): nothing of it is worth keeping.
+    await rm(mirror, { recursive: true, force: true });
+    throw error;
+  }
   const record: CloudStorageRecord = { mode: 'real', endpoint: cloudStorageEndpoint(), mirrorDirectory: mirror, downloaded, uploaded: { objects: 0, bytes: 0 } };
   const localOutput = 'hostDirectory' in resource.emulator.outputs ? resource.emulator.outputs.hostDirectory : resource.emulator.outputs.directory;
   const destination = resource.outputInfo.gcsOutputDirectory;

@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeGcs, type FakeGcs } from '../helpers/fakeGcsServer.js';
@@ -75,6 +76,15 @@ describe('--gcs real (Cloud Storage through @google-cloud/storage and STORAGE_EM
     expect(result.code, result.stderr).toBe(3);
     expect(result.stderr).toContain('GCS_UNAVAILABLE');
     expect(result.stderr).toContain('Cloud Storage at http://127.0.0.1:9 did not answer');
+  }, 60_000);
+
+  it('a job the emulator cannot run after the downloads (engine unreachable) leaves no mirror behind', async () => {
+    const mirrors = async () => (await readdir(os.tmpdir())).filter((name) => name.startsWith('vbe-gcs-'));
+    const before = await mirrors();
+    const result = await runVbe(runArgs('gs://out-bucket/bad'), { ...env, DOCKER_HOST: 'tcp://127.0.0.1:9' });
+    expect(result.code, result.stderr).toBe(3);
+    expect(gcs.requests.some((r) => r.includes('alt=media'))).toBe(true); // the inputs were downloaded first
+    expect(await mirrors()).toEqual(before);
   }, 60_000);
 
   it('--gcs real with --gcs-root is refused', async () => {

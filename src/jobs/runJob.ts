@@ -214,7 +214,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
           collection = await timed('collect', async () =>
-            collectOutputs(await exited.getArchive(output.containerDir), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }, transfer),
+            collectOutputs((sink) => exited.readArchive(output.containerDir, sink), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }, transfer),
           );
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;

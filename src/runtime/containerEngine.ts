@@ -84,6 +84,9 @@ export interface ContainerCreateSpec {
   publishPort?: number;
 }
 
+/** Takes an archive's bytes as they arrive, a few parts at a time: valid only during the call; a returned promise pauses reading. */
+export type ArchiveSink = (parts: Buffer[]) => void | Promise<void>;
+
 export interface FileChange {
   path: string;
   kind: 'modified' | 'added' | 'deleted';
@@ -670,8 +673,30 @@ export class ExitedContainer {
     return (raw ?? []).map((c) => ({ path: c.Path, kind: kinds[c.Kind] ?? 'modified' }));
   }
 
-  /** A tar stream of `path` in the container (and its volumes). */
-  async getArchive(path: string): Promise<Readable> {
-    return call(`copying ${path} out of the container`, () => this.api.stream('GET', `/containers/${this.id}/archive`, { query: { path } }));
+  /**
+   * The tar archive of `path` in the container (and its volumes), handed to `sink` as it arrives
+   * (views valid only during the call; a returned promise pauses reading until it settles).
+   * Errors the sink throws come back as they are; the engine's are explained.
+   */
+  async readArchive(path: string, sink: ArchiveSink): Promise<void> {
+    let sinkError: { error: unknown } | undefined;
+    const guarded: ArchiveSink = (parts) => {
+      try {
+        const wait = sink(parts);
+        return wait?.catch((error: unknown) => {
+          sinkError = { error };
+          throw error;
+        });
+      } catch (error) {
+        sinkError = { error };
+        throw error;
+      }
+    };
+    try {
+      await this.api.download('GET', `/containers/${this.id}/archive`, { query: { path } }, guarded);
+    } catch (error) {
+      if (sinkError) throw sinkError.error;
+      throw engineError(error, `copying ${path} out of the container`);
+    }
   }
 }

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type https from 'node:https';
+import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { type BodySink, ResponseParser } from '../http/responseParser.js';
 
 /**
  * A small client for the Docker Engine API: the calls ContainerEngine makes and nothing else,
@@ -48,6 +50,11 @@ export interface RequestOptions {
   /** Abandons the request (ETIMEDOUT) when no response has come by then. */
   timeoutMs?: number;
 }
+
+/** A download's read buffer: allocated once per download, every read of the socket lands in it. */
+const DOWNLOAD_READ_BYTES = 1024 * 1024;
+/** Most of an error answer's body kept for its message. */
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
 // One connection pool per process: requests to the same engine reuse their connections.
 const httpAgent = new http.Agent({ keepAlive: true });
@@ -128,6 +135,94 @@ export class EngineApi {
   async json<T>(method: string, path: string, request: RequestOptions = {}): Promise<T> {
     const body = await this.call(method, path, request);
     return (body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined) as T;
+  }
+
+  /**
+   * A request whose answer's body is handed to `sink` as it arrives (the parts of each read of the
+   * socket together); resolves once it has all been handed on. Parts are views valid only during the call; when the sink returns a promise,
+   * reading pauses until it settles. A status of 300 or more is an EngineApiError, and a sink that
+   * throws (or rejects) stops the download with its error.
+   *
+   * Over a unix socket or plain TCP the socket is read straight into one reused 1 MiB buffer and
+   * the HTTP framing is parsed here: node:http hands a 1 GiB archive on in 32,000 chunk events and
+   * fresh buffers, about 0.9 s of CPU against 0.15 s this way, on the cores the engine needs to
+   * write the archive. Over TLS and ssh, node:http's response is read.
+   */
+  async download(method: string, path: string, request: Pick<RequestOptions, 'query'>, sink: BodySink): Promise<void> {
+    const { socketPath, host, port, protocol } = this.options;
+    if (!socketPath && (protocol === 'https' || protocol === 'ssh')) {
+      const res = await this.stream(method, path, request);
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        const wait = sink([chunk]);
+        if (wait) await wait;
+      }
+      return;
+    }
+    const hostHeader = socketPath ? 'localhost' : `${host ?? 'localhost'}${port !== undefined ? `:${port}` : ''}`;
+    const head = `${method} ${path}${queryString(request.query)} HTTP/1.1\r\nHost: ${hostHeader}\r\nConnection: close\r\n\r\n`;
+    return new Promise<void>((resolve, reject) => {
+      const parser = new ResponseParser(MAX_ERROR_BODY_BYTES, sink);
+      let settled = false;
+      let waiting = false;
+      const finish = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        socket.destroy();
+        if (error) reject(error);
+        else if (parser.status >= 300) reject(apiError(parser.status, parser.body()));
+        else resolve();
+      };
+      /** After the sink's promise: finishes a complete answer, or reads on. */
+      const afterWait = (wait: Promise<void>, complete: boolean) => {
+        waiting = true;
+        wait.then(
+          () => {
+            waiting = false;
+            if (complete) finish();
+            else if (socket.destroyed) finish(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+            else socket.resume();
+          },
+          (error: unknown) => finish(error),
+        );
+      };
+      const onRead = (bytes: number, buffer: Buffer): boolean => {
+        if (settled) return false;
+        let complete: boolean;
+        try {
+          complete = parser.push(buffer.subarray(0, bytes));
+        } catch (error) {
+          finish(error);
+          return false;
+        }
+        if (parser.error) {
+          finish(new Error(parser.error));
+          return false;
+        }
+        const wait = parser.waitFor;
+        parser.waitFor = undefined;
+        if (wait) {
+          afterWait(wait, complete);
+          return false; // paused until the sink is ready
+        }
+        if (complete) finish();
+        return !complete;
+      };
+      const target = socketPath ? { path: socketPath } : { host: host ?? 'localhost', port: Number(port ?? 2375) };
+      const socket = net.connect({ ...target, onread: { buffer: Buffer.allocUnsafe(DOWNLOAD_READ_BYTES), callback: onRead } });
+      socket.on('error', (error) => finish(error));
+      socket.on('end', () => {
+        if (parser.end()) {
+          const wait = parser.waitFor;
+          if (wait) afterWait(wait, true);
+          else finish();
+        } else if (parser.status === 0) finish(Object.assign(new Error('the engine closed the connection without an answer'), { code: 'ECONNRESET' }));
+        else if (!waiting) finish(Object.assign(new Error('the engine closed the connection before the end of its answer'), { code: 'ECONNRESET' }));
+      });
+      socket.on('close', () => {
+        if (!waiting) finish(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+      });
+      socket.write(head, 'latin1');
+    });
   }
 
   /** A request answered with a stream (logs, stats, archives, progress): the response itself. */

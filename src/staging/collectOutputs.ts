@@ -1,11 +1,8 @@
 import fs from 'node:fs';
-import { lstat, mkdir, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
 import type { TransferListener } from '../jobs/transferProgress.js';
-import { SyncWhileFast } from './bounded.js';
+import { type TarEntryHandler, type TarEntryHeader, TarReader } from './tarReader.js';
 
 export interface CollectedFile {
   /** Path relative to the output directory (POSIX separators). */
@@ -39,410 +36,243 @@ export interface CollectOptions {
   reserved?: readonly string[];
 }
 
-type TarEntry = NodeJS.ReadableStream & AsyncIterable<Buffer> & { header: tarStream.Header };
+/** Takes the archive's bytes as they arrive, a few parts at a time: valid only during the call; a returned promise pauses reading. */
+export type ArchiveSink = (parts: Buffer[]) => void | Promise<void>;
+
+/** The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive). */
+export type ArchiveSource = Readable | ((sink: ArchiveSink) => Promise<void>);
 
 const LIST_LIMIT = 1000;
 const REFUSED_LIMIT = 100;
-/** Files over this are streamed to disk in the background; smaller ones are read whole and written at once. */
-const SMALL_FILE_BYTES = 64 * 1024;
-/**
- * Big files being written at once (each: open, writes, close, rename, in the background). More
- * than a few makes the kernel's directory locks, not the disk, the limit.
- */
-const FILES_IN_FLIGHT = 4;
-/** Bytes read from the archive and not yet on disk; reading waits above this. */
-const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
-/** A file's chunks are written once this many are pending (and at its end). */
-const WRITE_BATCH_BYTES = 256 * 1024;
 /** A collect progress event at least every this many bytes within a big file. */
 const PROGRESS_STEP_BYTES = 1024 * 1024;
+/** Synchronous work between two turns of the event loop (timers, signals, the progress display). */
+const SLICE_MS = 8;
 
 /**
- * Extracts the tar stream of the container's output directory into `hostDir`, refusing anything
+ * Extracts the tar archive of the container's output directory into `hostDir`, refusing anything
  * that could land outside it: absolute names, `..`, links, devices and FIFOs, and files over the
- * size cap. Each file is written under a temporary name and renamed when whole. Small files
- * (SMALL_FILE_BYTES) are read whole and written at once with synchronous calls while those are
- * fast (see SyncWhileFast: for 100,000 files of 1 KiB, several times less CPU than the thread
- * pool). Bigger ones are written in the background, FILES_IN_FLIGHT at once, in writes of
- * WRITE_BATCH_BYTES, while the archive is read on: reading waits for the disk only when
- * WRITE_BUFFER_BYTES are pending (bounded memory, whatever the file sizes). The archive's first
- * path component is the output directory's own name and is stripped.
+ * size cap. Each file is written under a temporary name and renamed when whole. The archive's
+ * first path component is the output directory's own name and is stripped.
  *
- * `onTransfer` gets `{kind: 'collect'}` events as files are taken from the archive (per file, and
- * per MiB within a big one), then `{kind: 'done', of: 'collect'}`.
+ * Files are written with synchronous calls, straight from the bytes as they arrive (TarReader hands
+ * on views, nothing is copied), one file after the other, as `docker cp` does: on a local disk
+ * those calls cost less CPU than the thread pool's (for 100,000 files of 1 KiB, several times
+ * less), and the engine writing the archive needs the other core. Reading pauses for a turn of
+ * the event loop every SLICE_MS. Memory stays at the reader's buffer, whatever the sizes.
+ *
+ * `onTransfer` gets `{kind: 'collect'}` events as files are written (per file, and per MiB within
+ * a big one), then `{kind: 'done', of: 'collect'}`.
  */
-export async function collectOutputs(archive: Readable, hostDir: string, options: CollectOptions, onTransfer?: TransferListener): Promise<CollectionResult> {
+export async function collectOutputs(source: ArchiveSource, hostDir: string, options: CollectOptions, onTransfer?: TransferListener): Promise<CollectionResult> {
   try {
-    return await extractArchive(archive, hostDir, options, onTransfer);
+    fs.mkdirSync(hostDir, { recursive: true });
+    const extractor = new OutputExtractor(fs.realpathSync(hostDir), hostDir, options, onTransfer);
+    return await extractor.run(source);
   } finally {
     onTransfer?.({ kind: 'done', of: 'collect' });
   }
 }
 
-async function extractArchive(archive: Readable, hostDir: string, options: CollectOptions, onTransfer: TransferListener | undefined): Promise<CollectionResult> {
-  await mkdir(hostDir, { recursive: true });
-  const root = await realpath(hostDir);
-  const result: CollectionResult = { hostDir, complete: true, fileCount: 0, totalBytes: 0, files: [], refused: [] };
-  const listLimit = options.listLimit ?? LIST_LIMIT;
-  const refuse = (entryPath: string, reason: string) => {
-    if (result.refused.length < REFUSED_LIMIT) result.refused.push({ path: entryPath, reason });
-  };
-  let doneBytes = 0;
-  let reportedBytes = 0;
-  const report = () => {
-    reportedBytes = doneBytes;
-    onTransfer?.({ kind: 'collect', doneBytes, doneFiles: result.fileCount });
-  };
-
-  // Directories known to resolve inside the output dir; true when this collection created them
-  // (then they hold only what it wrote). Checked once each, not once per file.
-  const verifiedDirs = new Map<string, boolean>([[root, false]]);
-  const ensureDirectory = async (dir: string): Promise<boolean> => {
-    if (verifiedDirs.has(dir)) return true;
-    const existed = await lstat(dir).then(
-      () => true,
-      () => false,
-    );
-    await mkdir(dir, { recursive: true });
-    if (!(await staysInside(root, dir))) return false;
-    verifiedDirs.set(dir, !existed);
-    return true;
-  };
-
-  const budget = new ByteBudget(WRITE_BUFFER_BYTES);
-  const pacer = new SyncWhileFast();
-  const writes = new WriteQueue(FILES_IN_FLIGHT);
-  // Files counted when taken from the archive (in archive order) whose write then failed.
-  const failed: CollectedFile[] = [];
-  let current: FileWriter | undefined;
-
-  const extract = tarStream.extract();
-  const feeding = pipeline(archive, extract);
-  feeding.catch(() => undefined); // surfaced through the iterator below
-  try {
-    await extractEntries();
-    await writes.drain();
-  } catch (error) {
-    await current?.abort();
-    await writes.settle();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;
-    // The host side failed (disk full...): keep what was copied whole, say what happened.
-    archive.destroy();
-    for (const file of failed) {
-      result.fileCount -= 1;
-      result.totalBytes -= file.sizeBytes;
-    }
-    if (failed.length > 0) result.files = result.files.filter((f) => !failed.includes(f));
-    result.complete = false;
-    result.error = `${code}: ${(error as Error).message}`;
-    return result;
-  }
-  if (reportedBytes !== doneBytes || doneBytes === 0) report();
-  return result;
-
-  async function extractEntries(): Promise<void> {
-    for await (const entry of extract as AsyncIterable<TarEntry>) {
-      const header = entry.header;
-      const relative = stripFirstComponent(header.name);
-      const drain = async () => {
-        for await (const _chunk of entry) {
-          // discard
-        }
-      };
-      if (relative === '') {
-        await drain();
-        continue;
-      }
-      const problem = unsafeName(relative) ?? reservedName(relative, options.reserved ?? []);
-      if (problem) {
-        refuse(relative, problem);
-        await drain();
-        continue;
-      }
-      const target = path.join(root, ...relative.split('/'));
-      switch (header.type) {
-        case 'directory':
-          if (!(await ensureDirectory(target))) refuse(relative, 'directory resolves outside the output directory');
-          await drain();
-          break;
-        case 'file':
-        case 'contiguous-file': {
-          const size = header.size ?? 0;
-          if (size > options.maxFileBytes) {
-            refuse(relative, `file of ${size} bytes is over the ${options.maxFileBytes}-byte cap (--max-output-file-size)`);
-            await drain();
-            break;
-          }
-          const parent = path.dirname(target);
-          if (!(await ensureDirectory(parent))) {
-            refuse(relative, 'parent directory resolves outside the output directory');
-            await drain();
-            break;
-          }
-          // In a directory this collection created, nothing can be in the way; elsewhere, look first.
-          const existing = verifiedDirs.get(parent) ? undefined : await lstat(target).catch(() => undefined);
-          if (existing && !existing.isFile()) {
-            refuse(relative, 'a non-file already exists at this path in the output directory');
-            await drain();
-            break;
-          }
-          // Written under a temporary name and renamed, so an interrupted copy never leaves a half file.
-          const partial = `${target}.vbe-partial`;
-          const mode = 0o644 | ((header.mode ?? 0) & 0o111);
-          const record: CollectedFile = { path: relative, sizeBytes: size };
-          if (size <= SMALL_FILE_BYTES && pacer.fast) {
-            // A small file: read whole, written at once with synchronous calls (see SyncWhileFast).
-            const chunks: Buffer[] = [];
-            for await (const chunk of entry) chunks.push(chunk);
-            const due = pacer.yieldIfDue();
-            if (due) await due;
-            pacer.run(() => writeSmallFileSync(partial, target, mode, chunks));
-            doneBytes += size;
-            result.fileCount += 1;
-            result.totalBytes += size;
-            if (result.files.length < listLimit) result.files.push(record);
-            if (onTransfer) report();
-            break;
-          }
-          await writes.slot();
-          const writer = new FileWriter(partial, target, mode, budget);
-          current = writer;
-          for await (const chunk of entry) {
-            writer.push(chunk);
-            const waiting = budget.take(chunk.length);
-            if (waiting) await waiting;
-            writer.check();
-            doneBytes += chunk.length;
-            if (doneBytes - reportedBytes >= PROGRESS_STEP_BYTES) report();
-          }
-          current = undefined;
-          writes.add(writer.finish(), () => failed.push(record));
-          result.fileCount += 1;
-          result.totalBytes += size;
-          if (result.files.length < listLimit) result.files.push(record);
-          if (onTransfer && size < PROGRESS_STEP_BYTES) report();
-          break;
-        }
-        case 'symlink':
-          refuse(relative, `symbolic link to "${header.linkname}" (links are not copied out)`);
-          await drain();
-          break;
-        case 'link':
-          refuse(relative, `hard link to "${header.linkname}" (links are not copied out)`);
-          await drain();
-          break;
-        default:
-          refuse(relative, `${header.type} (only regular files and directories are copied out)`);
-          await drain();
-      }
-    }
-    await feeding;
-  }
+/** The file being written: its temporary name, descriptor and record. */
+interface OpenFile {
+  partial: string;
+  target: string;
+  fd: number;
+  record: CollectedFile;
 }
 
-/** Bytes handed to writers and not yet written: take() returns a promise to wait on when over the limit. */
-class ByteBudget {
-  private used = 0;
-  private waiters: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  take(bytes: number): Promise<void> | undefined {
-    this.used += bytes;
-    if (this.used <= this.limit) return undefined;
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  release(bytes: number): void {
-    this.used -= bytes;
-    if (this.used <= this.limit && this.waiters.length > 0) {
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const wake of waiters) wake();
-    }
-  }
-}
-
-/**
- * One output file: opened at once, its chunks written in order (all that are pending in one
- * writev) while more are read, then closed and renamed over the target. On any failure the
- * temporary file is removed. Plain descriptors and the callback API: 100,000 small outputs leave
- * no FileHandle objects waiting for a GC.
- */
-class FileWriter {
-  private readonly fd: Promise<number>;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private flushing: Promise<void> | undefined;
-  private failure: unknown;
-  private closed = false;
+class OutputExtractor implements TarEntryHandler {
+  private readonly result: CollectionResult;
+  private readonly listLimit: number;
+  private readonly reader = new TarReader(this);
+  /**
+   * Directories known to resolve inside the output dir; true when this collection created them
+   * (then they hold only what it wrote). Checked once each, not once per file.
+   */
+  private readonly verifiedDirs: Map<string, boolean>;
+  private file: OpenFile | undefined;
+  private doneBytes = 0;
+  private reportedBytes = 0;
+  private sliceEnd = performance.now() + SLICE_MS;
+  /** The current file's data from the bytes being pushed: written together (one writev) before push returns. */
+  private views: Buffer[] = [];
 
   constructor(
-    private readonly partial: string,
-    private readonly target: string,
-    mode: number,
-    private readonly budget: ByteBudget,
+    private readonly root: string,
+    hostDir: string,
+    private readonly options: CollectOptions,
+    private readonly onTransfer: TransferListener | undefined,
   ) {
-    this.fd = new Promise<number>((resolve, reject) => fs.open(partial, 'w', mode, (error, fd) => (error ? reject(error) : resolve(fd))));
-    this.fd.catch((error: unknown) => {
-      this.failure ??= error;
-    });
+    this.result = { hostDir, complete: true, fileCount: 0, totalBytes: 0, files: [], refused: [] };
+    this.listLimit = options.listLimit ?? LIST_LIMIT;
+    this.verifiedDirs = new Map([[root, false]]);
   }
 
-  /** Queues a chunk; the caller takes its bytes from the budget (released once written, or on failure). */
-  push(chunk: Buffer): void {
-    if (this.failure) {
-      this.budget.release(chunk.length);
-      return;
-    }
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    // Few, large writes: each is a trip to the thread pool, and the archive arrives in ~64 KiB chunks.
-    if (!this.flushing && this.pendingBytes >= WRITE_BATCH_BYTES) this.flushing = this.flush();
-  }
-
-  /** Throws the write failure, if there was one (stops reading the archive early). */
-  check(): void {
-    if (this.failure) throw this.failure;
-  }
-
-  async finish(): Promise<void> {
+  async run(source: ArchiveSource): Promise<CollectionResult> {
+    const sink: ArchiveSink = (parts) => this.push(parts);
     try {
-      await this.flushing;
-      if (this.pending.length > 0) await this.flush(true);
-      this.check();
-      await this.close();
-      await rename(this.partial, this.target);
-    } catch (error) {
-      await this.cleanup();
-      throw error;
-    }
-  }
-
-  /** Stops: waits for the write in progress, closes and removes the temporary file. */
-  async abort(): Promise<void> {
-    await this.flushing;
-    await this.cleanup();
-  }
-
-  private async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const fd = await this.fd;
-    await new Promise<void>((resolve, reject) => fs.close(fd, (error) => (error ? reject(error) : resolve())));
-  }
-
-  private async cleanup(): Promise<void> {
-    this.budget.release(this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.close().catch(() => undefined);
-    await rm(this.partial, { force: true }).catch(() => undefined);
-  }
-
-  private async flush(final = false): Promise<void> {
-    try {
-      const fd = await this.fd;
-      while (this.pending.length > 0 && !this.failure && (final || this.pendingBytes >= WRITE_BATCH_BYTES)) {
-        const chunks = this.pending;
-        const bytes = this.pendingBytes;
-        this.pending = [];
-        this.pendingBytes = 0;
-        try {
-          await writeAll(fd, chunks, bytes);
-        } finally {
-          this.budget.release(bytes);
+      if (typeof source === 'function') await source(sink);
+      else {
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          const wait = sink([chunk]);
+          if (wait) await wait;
         }
       }
+      this.reader.end();
     } catch (error) {
-      this.failure ??= error;
-    } finally {
-      if (this.failure) {
-        // Nothing more will be written: give the budget back, so a reader waiting on it wakes up and sees the failure.
-        this.budget.release(this.pendingBytes);
-        this.pending = [];
-        this.pendingBytes = 0;
+      this.abandonFile();
+      if (typeof source !== 'function') source.destroy();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;
+      // The host side failed (disk full...): keep what was copied whole, say what happened.
+      this.result.complete = false;
+      this.result.error = `${code}: ${(error as Error).message}`;
+      return this.result;
+    }
+    if (this.reportedBytes !== this.doneBytes || this.doneBytes === 0) this.report();
+    return this.result;
+  }
+
+  /** Takes the archive's next bytes (the current file's written at once); a promise when the event loop is due a turn before more. */
+  private push(parts: Buffer[]): Promise<void> | undefined {
+    for (const part of parts) this.reader.push(part);
+    this.flushViews();
+    if (performance.now() < this.sliceEnd) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.sliceEnd = performance.now() + SLICE_MS;
+        resolve();
+      }),
+    );
+  }
+
+  entry(header: TarEntryHeader): ((data: Buffer) => void) | undefined {
+    const relative = stripFirstComponent(header.name);
+    if (relative === '') return undefined;
+    const problem = unsafeName(relative) ?? reservedName(relative, this.options.reserved ?? []);
+    if (problem) return this.refuse(relative, problem);
+    const target = path.join(this.root, ...relative.split('/'));
+    switch (header.type) {
+      case 'directory':
+        if (!this.ensureDirectory(target)) this.refuse(relative, 'directory resolves outside the output directory');
+        return undefined;
+      case 'file': {
+        const size = header.size;
+        if (size > this.options.maxFileBytes) return this.refuse(relative, `file of ${size} bytes is over the ${this.options.maxFileBytes}-byte cap (--max-output-file-size)`);
+        const parent = path.dirname(target);
+        if (!this.ensureDirectory(parent)) return this.refuse(relative, 'parent directory resolves outside the output directory');
+        // In a directory this collection created, nothing can be in the way; elsewhere, look first.
+        if (!this.verifiedDirs.get(parent)) {
+          const existing = lstatOrUndefined(target);
+          if (existing && !existing.isFile()) return this.refuse(relative, 'a non-file already exists at this path in the output directory');
+        }
+        // Written under a temporary name and renamed, so an interrupted copy never leaves a half file.
+        const partial = `${target}.vbe-partial`;
+        const fd = fs.openSync(partial, 'w', 0o644 | (header.mode & 0o111));
+        this.file = { partial, target, fd, record: { path: relative, sizeBytes: size } };
+        return (data) => this.write(data);
       }
-      this.flushing = undefined;
+      case 'symlink':
+        return this.refuse(relative, `symbolic link to "${header.linkname}" (links are not copied out)`);
+      case 'link':
+        return this.refuse(relative, `hard link to "${header.linkname}" (links are not copied out)`);
+      default:
+        return this.refuse(relative, `${header.type} (only regular files and directories are copied out)`);
     }
   }
-}
 
-/** A small file, written under its temporary name and renamed, with synchronous calls; nothing is left behind on failure. */
-function writeSmallFileSync(partial: string, target: string, mode: number, chunks: Buffer[]): void {
-  const fd = fs.openSync(partial, 'w', mode);
-  let open = true;
-  try {
-    let rest = chunks;
+  entryEnd(): void {
+    const file = this.file;
+    if (!file) return;
+    try {
+      this.flushViews();
+    } catch (error) {
+      this.file = undefined;
+      fs.closeSync(file.fd);
+      fs.rmSync(file.partial, { force: true });
+      throw error;
+    }
+    this.file = undefined;
+    try {
+      fs.closeSync(file.fd);
+    } catch (error) {
+      fs.rmSync(file.partial, { force: true });
+      throw error;
+    }
+    try {
+      fs.renameSync(file.partial, file.target);
+    } catch (error) {
+      fs.rmSync(file.partial, { force: true });
+      throw error;
+    }
+    const result = this.result;
+    result.fileCount += 1;
+    result.totalBytes += file.record.sizeBytes;
+    if (result.files.length < this.listLimit) result.files.push(file.record);
+    if (this.onTransfer) this.report();
+  }
+
+  private write(data: Buffer): void {
+    this.views.push(data);
+    this.doneBytes += data.length;
+    if (this.onTransfer && this.doneBytes - this.reportedBytes >= PROGRESS_STEP_BYTES) this.report();
+  }
+
+  /** Writes the views kept for the current file (all of them: a regular file can take fewer bytes at a time, e.g. just before ENOSPC). */
+  private flushViews(): void {
+    if (this.views.length === 0) return;
+    let rest = this.views;
+    this.views = [];
+    const fd = this.file!.fd;
     while (rest.length > 0) {
-      let written = fs.writevSync(fd, rest);
-      if (written === 0 && rest.some((c) => c.length > 0)) throw Object.assign(new Error(`EIO: nothing written to ${partial}`), { code: 'EIO' });
+      let written = rest.length === 1 ? fs.writeSync(fd, rest[0]!) : fs.writevSync(fd, rest);
+      if (written === 0) throw Object.assign(new Error(`EIO: nothing written to ${this.file!.partial}`), { code: 'EIO' });
       let i = 0;
       while (i < rest.length && written >= rest[i]!.length) written -= rest[i++]!.length;
       rest = i < rest.length ? [rest[i]!.subarray(written), ...rest.slice(i + 1)] : [];
     }
-    open = false;
-    fs.closeSync(fd);
-    fs.renameSync(partial, target);
-  } catch (error) {
-    if (open) fs.closeSync(fd);
-    fs.rmSync(partial, { force: true });
-    throw error;
-  }
-}
-
-/** writev until every byte is written (a regular file can take fewer, e.g. just before ENOSPC). */
-async function writeAll(fd: number, chunks: Buffer[], bytes: number): Promise<void> {
-  let rest = chunks;
-  let left = bytes;
-  while (left > 0) {
-    const written = await new Promise<number>((resolve, reject) => fs.writev(fd, rest, (error, n) => (error ? reject(error) : resolve(n))));
-    left -= written;
-    if (left <= 0) return;
-    let skip = written;
-    let i = 0;
-    while (skip >= rest[i]!.length) skip -= rest[i++]!.length;
-    rest = [rest[i]!.subarray(skip), ...rest.slice(i + 1)];
-  }
-}
-
-/** At most `limit` file writes at once; the first failure is thrown by the next slot() or drain(). */
-class WriteQueue {
-  private readonly running = new Set<Promise<void>>();
-  private failure: unknown;
-
-  constructor(private readonly limit: number) {}
-
-  /** Waits until one more write can start. */
-  async slot(): Promise<void> {
-    if (this.failure) throw this.failure;
-    while (this.running.size >= this.limit) await Promise.race(this.running);
-    if (this.failure) throw this.failure;
   }
 
-  add(write: Promise<void>, onFailure: () => void): void {
-    const run: Promise<void> = write
-      .catch((error: unknown) => {
-        onFailure();
-        this.failure ??= error;
-      })
-      .finally(() => this.running.delete(run));
-    this.running.add(run);
+  /** After a failure: closes and removes the temporary file being written, if any. */
+  private abandonFile(): void {
+    const file = this.file;
+    if (!file) return;
+    this.file = undefined;
+    this.views = [];
+    try {
+      fs.closeSync(file.fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(file.partial, { force: true });
   }
 
-  async drain(): Promise<void> {
-    await Promise.all(this.running);
-    if (this.failure) throw this.failure;
+  private ensureDirectory(dir: string): boolean {
+    if (this.verifiedDirs.has(dir)) return true;
+    const existed = lstatOrUndefined(dir) !== undefined;
+    fs.mkdirSync(dir, { recursive: true });
+    if (!staysInside(this.root, dir)) return false;
+    this.verifiedDirs.set(dir, !existed);
+    return true;
   }
 
-  /** Waits for what is running, ignoring failures (the caller is already handling one). */
-  async settle(): Promise<void> {
-    await Promise.allSettled(this.running);
+  private refuse(entryPath: string, reason: string): undefined {
+    if (this.result.refused.length < REFUSED_LIMIT) this.result.refused.push({ path: entryPath, reason });
+    return undefined;
+  }
+
+  private report(): void {
+    this.reportedBytes = this.doneBytes;
+    this.onTransfer?.({ kind: 'collect', doneBytes: this.doneBytes, doneFiles: this.result.fileCount });
   }
 }
 
 const LOCAL_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EFBIG', 'EMFILE', 'ENFILE']);
+
+function lstatOrUndefined(target: string): fs.Stats | undefined {
+  return fs.lstatSync(target, { throwIfNoEntry: false });
+}
 
 function stripFirstComponent(name: string): string {
   const trimmed = name.replace(/^\.\//, '');
@@ -462,7 +292,12 @@ function reservedName(relative: string, reserved: readonly string[]): string | u
   return reserved.includes(first) ? `"${first}" is reserved for the emulator's own record` : undefined;
 }
 
-async function staysInside(root: string, dir: string): Promise<boolean> {
-  const real = await realpath(dir).catch(() => undefined);
-  return real !== undefined && (real === root || real.startsWith(root + path.sep));
+function staysInside(root: string, dir: string): boolean {
+  let real: string;
+  try {
+    real = fs.realpathSync(dir);
+  } catch {
+    return false;
+  }
+  return real === root || real.startsWith(root + path.sep);
 }

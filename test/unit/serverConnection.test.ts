@@ -3,7 +3,8 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PredictionClient } from '../../src/jobs/predictionClient.js';
-import { ResponseParser, ServerConnection } from '../../src/jobs/serverConnection.js';
+import { ResponseParser } from '../../src/http/responseParser.js';
+import { ServerConnection } from '../../src/jobs/serverConnection.js';
 
 /** Feeds a response to a parser one byte at a time (every split a socket could make). */
 function byteByByte(response: string, maxBytes = 1024): ResponseParser {

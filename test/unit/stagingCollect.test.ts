@@ -108,6 +108,41 @@ describe('collectOutputs: writing files back', () => {
     expect(events.at(-1)).toEqual({ kind: 'done', of: 'collect' });
   });
 
+  it('a damaged or cut archive fails the collection (never a short "complete" result); whole files stay', async () => {
+    const archive = await tarOf([
+      { name: 'output/', type: 'directory' },
+      { name: 'output/a.txt', type: 'file', body: Buffer.from('a') },
+      { name: 'output/b.bin', type: 'file', body: randomBytes(100_000) },
+    ]);
+    const whole = Buffer.concat(await archive.toArray());
+    const out = path.join(dir, 'out');
+    await expect(collectOutputs(Readable.from([whole.subarray(0, 60_000)]), out, { maxFileBytes: 1024 ** 3 })).rejects.toThrow(/ends in the middle of a member/);
+    expect((await readdir(out)).sort()).toEqual(['a.txt']);
+    await expect(collectOutputs(Readable.from([Buffer.alloc(1024, 0x41)]), path.join(dir, 'out2'), { maxFileBytes: 1024 ** 3 })).rejects.toThrow(/invalid tar archive/);
+  });
+
+  it('takes the archive from a reader that pushes parts into a sink (as the engine download does), waiting when asked', async () => {
+    const body = randomBytes(3 * 1024 * 1024 + 5);
+    const whole = Buffer.concat(await (await tarOf([{ name: 'output/', type: 'directory' }, { name: 'output/x/big.bin', type: 'file', body }])).toArray());
+    const reused = Buffer.alloc(100_000);
+    const out = path.join(dir, 'out');
+    const result = await collectOutputs(
+      async (sink) => {
+        for (let at = 0; at < whole.length; at += reused.length) {
+          const n = whole.copy(reused, 0, at, at + reused.length);
+          // Two parts per read, as chunk framing splits them; the buffer is overwritten after each call.
+          const wait = sink([reused.subarray(0, n >> 1), reused.subarray(n >> 1, n)]);
+          reused.fill(0xee);
+          if (wait) await wait;
+        }
+      },
+      out,
+      { maxFileBytes: 1024 ** 3 },
+    );
+    expect(result).toMatchObject({ complete: true, fileCount: 1, totalBytes: body.length });
+    expect((await readFile(path.join(out, 'x/big.bin'))).equals(body)).toBe(true);
+  });
+
   const isRoot = process.getuid?.() === 0;
   it.runIf(isRoot)('a disk that fills up: the result says so, and every file listed is on disk, whole; no temporary file is left', async () => {
     const tmpfs = path.join(dir, 'small-disk');

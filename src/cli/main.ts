@@ -33,13 +33,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vbe: error INVALID_LOG_FORMAT: --log-format: "${logFormat}" is not human or json.\n  fix: Use --log-format human or --log-format json.\n`);
     return 2;
   }
-  const level = verbose ? 'debug' : quiet ? 'error' : 'warn';
-  // pino is loaded and the logger made on first use (a command that logs nothing does not pay for it).
-  let logger: Logger | undefined;
-  const makeLogger = (): Logger => {
+  const level: LevelName = verbose ? 'debug' : quiet ? 'error' : 'warn';
+  // pino is loaded and the logger made on the first line at an enabled level (a run without
+  // --verbose, which logs nothing, does not pay the ~25 ms of loading it).
+  const logger = lazyLogger(level, () => {
     const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
     return pino({ level }, logFormat === 'json' ? pino.destination(2) : humanLogStream((text) => context.stderr(text)));
-  };
+  });
   const controller = new AbortController();
   let exitCode = 0;
   let interrupts = 0;
@@ -57,9 +57,7 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const context: CliContext = {
-    get logger() {
-      return (logger ??= makeLogger());
-    },
+    logger,
     signal: controller.signal,
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
@@ -113,6 +111,26 @@ function withoutGlobalFlags(argv: string[]): string[] {
 }
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+const LEVEL_VALUES = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+type LevelName = keyof typeof LEVEL_VALUES;
+
+/** A pino Logger that makes the real one (`make`) on the first call at an enabled level; calls below `level` cost nothing. */
+function lazyLogger(level: LevelName, make: () => Logger): Logger {
+  let real: Logger | undefined;
+  const get = () => (real ??= make());
+  const method = (name: LevelName) =>
+    LEVEL_VALUES[name] < LEVEL_VALUES[level]
+      ? () => undefined
+      : (...args: unknown[]) => (get()[name] as (...a: unknown[]) => void)(...args);
+  const lazy = {
+    level,
+    isLevelEnabled: (name: string) => name in LEVEL_VALUES && LEVEL_VALUES[name as LevelName] >= LEVEL_VALUES[level],
+    child: (bindings: Record<string, unknown>) => lazyLogger(level, () => get().child(bindings)),
+    ...Object.fromEntries(Object.keys(LEVEL_VALUES).map((name) => [name, method(name as LevelName)])),
+  };
+  return lazy as unknown as Logger;
+}
 
 /** pino lines rendered for a person: `vbe warn: message (error text)`. */
 function humanLogStream(writeLine: (text: string) => void): { write(line: string): void } {

@@ -1,12 +1,12 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
 import { usageError } from '../errors.js';
 import { batchPredict } from '../jobs/batchPredict.js';
 import { ensureImage } from '../jobs/ensureImage.js';
 import { JobResources } from '../jobs/jobResources.js';
 import { newJobId } from '../jobs/jobId.js';
+import { silentLogger } from '../jobs/jobContext.js';
 import { runJob, type RunJobHooks } from '../jobs/runJob.js';
 import { ContainerEngine } from '../runtime/containerEngine.js';
 import { getMachineType, DEFAULT_MACHINE_TYPE } from '../spec/machineTypes.js';
@@ -49,7 +49,7 @@ const CLEANUP_BUDGET_MS = 30_000;
 
 /** Checks an image against Vertex before any job runs: statically, then briefly live. */
 export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {}): Promise<DoctorReport> {
-  const logger = hooks.logger ?? pino({ level: 'silent' });
+  const logger = hooks.logger ?? silentLogger;
   const progress = hooks.onProgress ?? (() => undefined);
   const cwd = options.cwd ?? process.cwd();
   if (!options.image) throw usageError('MISSING_IMAGE', 'image: no container image given.', 'Pass --image <ref>.');

@@ -209,13 +209,16 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         // 6. What it wrote outside its volumes, then its outputs, copied back safely.
         if (!observation.cancelled) {
           const mountPoints = new Set([DATA_MOUNT, GCS_MOUNT]);
-          observation.addedPaths = (await exited.changes())
-            .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
-            .map((c) => c.path)
-            .slice(0, MAX_ADDED_PATHS);
+          // Asked for while the outputs are copied (two engine calls at once: ~15 ms less per job).
+          const changes = exited.changes();
+          changes.catch(() => undefined); // awaited below; not unhandled when collecting fails first
           collection = await timed('collect', async () =>
             collectOutputs((sink) => exited.readArchive(output.containerDir, sink), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }, transfer),
           );
+          observation.addedPaths = (await changes)
+            .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
+            .map((c) => c.path)
+            .slice(0, MAX_ADDED_PATHS);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
           if (collection.error) observation.collectionError = collection.error;

@@ -1,12 +1,22 @@
+import { createRequire } from 'node:module';
 import fs, { constants, type Stats } from 'node:fs';
 import { access, opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { glob, isDynamicPattern } from 'tinyglobby';
 import { usageError } from '../errors.js';
 import { gcsContainerPath, gcsHostPath, GCS_MOUNT, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
 import type { LocationRef } from '../spec/runJobSpec.js';
 import { forEachBounded, Semaphore, SyncWhileFast } from './bounded.js';
 import { LOCAL_INPUT_DIR, LOCAL_MODEL_DIR, LOCAL_OUTPUT_DIR } from './containerLayout.js';
+
+/** Characters without which a path cannot be a glob pattern (tinyglobby's syntax: picomatch's). */
+const GLOB_CHARACTERS = /[*?[\]{}()!+@\\]/;
+let tinyglobby: typeof import('tinyglobby') | undefined;
+/** tinyglobby (with picomatch: ~20-30 ms to load), loaded only for a path that may be a pattern. */
+const globLibrary = () => (tinyglobby ??= createRequire(import.meta.url)('tinyglobby') as typeof import('tinyglobby'));
+
+function isDynamicPattern(text: string): boolean {
+  return GLOB_CHARACTERS.test(text) && globLibrary().isDynamicPattern(text);
+}
 
 /** One input file and where it appears in the container (inputs only: AIP_BATCH_INPUT_URIS lists them). */
 export interface StagedFile {
@@ -219,7 +229,7 @@ export async function resolveOutput(ref: LocationRef, gcsRoot: string): Promise<
 async function expand(ref: LocationRef, hostPath: string, mappedNote?: string): Promise<Found[]> {
   const note = mappedNote ? ` (${mappedNote})` : '';
   if (isDynamicPattern(toPosix(hostPath))) {
-    const matches = await glob(toPosix(hostPath), { absolute: true, onlyFiles: true, dot: false, followSymbolicLinks: true, expandDirectories: false });
+    const matches = await globLibrary().glob(toPosix(hostPath), { absolute: true, onlyFiles: true, dot: false, followSymbolicLinks: true, expandDirectories: false });
     if (matches.length === 0) {
       throw usageError('INPUT_NO_MATCH', `${ref.field}: "${ref.text}" matches no files${note}.`, 'Check the pattern, or pass a file or directory.');
     }

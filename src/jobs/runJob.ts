@@ -213,15 +213,22 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           const changes = exited.changes();
           changes.catch(() => undefined); // awaited below; not unhandled when collecting fails first
           collection = await timed('collect', async () =>
-            collectOutputs((sink) => exited.readArchive(output.containerDir, sink), output.hostDir, { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME] }, transfer),
+            collectOutputs(
+              (sink, signal) => exited.readArchive(output.containerDir, sink, signal),
+              output.hostDir,
+              { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME], ...(hooks.signal ? { signal: hooks.signal } : {}) },
+              transfer,
+            ),
           );
+          // Ctrl-C while copying: what was copied whole stays, the job is CANCELLED.
+          if (collection.cancelled) observation.cancelled = true;
           observation.addedPaths = (await changes)
             .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
-          if (collection.error) observation.collectionError = collection.error;
+          if (collection.error && !collection.cancelled) observation.collectionError = collection.error;
         }
       }
     } else if (cancelled()) observation.cancelled = true;

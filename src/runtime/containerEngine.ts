@@ -676,9 +676,9 @@ export class ExitedContainer {
   /**
    * The tar archive of `path` in the container (and its volumes), handed to `sink` as it arrives
    * (views valid only during the call; a returned promise pauses reading until it settles).
-   * Errors the sink throws come back as they are; the engine's are explained.
+   * Errors the sink throws come back as they are, as does `signal`'s abort; the engine's are explained.
    */
-  async readArchive(path: string, sink: ArchiveSink): Promise<void> {
+  async readArchive(path: string, sink: ArchiveSink, signal?: AbortSignal): Promise<void> {
     let sinkError: { error: unknown } | undefined;
     const guarded: ArchiveSink = (parts) => {
       try {
@@ -693,9 +693,10 @@ export class ExitedContainer {
       }
     };
     try {
-      await this.api.download('GET', `/containers/${this.id}/archive`, { query: { path } }, guarded);
+      await this.api.download('GET', `/containers/${this.id}/archive`, { query: { path }, ...(signal ? { signal } : {}) }, guarded);
     } catch (error) {
       if (sinkError) throw sinkError.error;
+      if (signal?.aborted) throw error;
       throw engineError(error, `copying ${path} out of the container`);
     }
   }

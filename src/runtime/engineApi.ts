@@ -141,21 +141,30 @@ export class EngineApi {
    * A request whose answer's body is handed to `sink` as it arrives (the parts of each read of the
    * socket together); resolves once it has all been handed on. Parts are views valid only during the call; when the sink returns a promise,
    * reading pauses until it settles. A status of 300 or more is an EngineApiError, and a sink that
-   * throws (or rejects) stops the download with its error.
+   * throws (or rejects) stops the download with its error; `signal` stops it with its reason.
    *
    * Over a unix socket or plain TCP the socket is read straight into one reused 1 MiB buffer and
    * the HTTP framing is parsed here: node:http hands a 1 GiB archive on in 32,000 chunk events and
    * fresh buffers, about 0.9 s of CPU against 0.15 s this way, on the cores the engine needs to
    * write the archive. Over TLS and ssh, node:http's response is read.
    */
-  async download(method: string, path: string, request: Pick<RequestOptions, 'query'>, sink: BodySink): Promise<void> {
+  async download(method: string, path: string, request: Pick<RequestOptions, 'query'> & { signal?: AbortSignal }, sink: BodySink): Promise<void> {
     const { socketPath, host, port, protocol } = this.options;
+    const { signal } = request;
+    signal?.throwIfAborted();
     if (!socketPath && (protocol === 'https' || protocol === 'ssh')) {
       const res = await this.stream(method, path, request);
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        const wait = sink([chunk]);
-        if (wait) await wait;
+      const stop = () => res.destroy(signal!.reason as Error);
+      signal?.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          const wait = sink([chunk]);
+          if (wait) await wait;
+        }
+      } finally {
+        signal?.removeEventListener('abort', stop);
       }
+      signal?.throwIfAborted();
       return;
     }
     const hostHeader = socketPath ? 'localhost' : `${host ?? 'localhost'}${port !== undefined ? `:${port}` : ''}`;
@@ -164,9 +173,11 @@ export class EngineApi {
       const parser = new ResponseParser(MAX_ERROR_BODY_BYTES, sink);
       let settled = false;
       let waiting = false;
+      const onAbort = () => finish(signal!.reason);
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
+        signal?.removeEventListener('abort', onAbort);
         socket.destroy();
         if (error) reject(error);
         else if (parser.status >= 300) reject(apiError(parser.status, parser.body()));
@@ -209,6 +220,7 @@ export class EngineApi {
       };
       const target = socketPath ? { path: socketPath } : { host: host ?? 'localhost', port: Number(port ?? 2375) };
       const socket = net.connect({ ...target, onread: { buffer: Buffer.allocUnsafe(DOWNLOAD_READ_BYTES), callback: onRead } });
+      signal?.addEventListener('abort', onAbort, { once: true });
       socket.on('error', (error) => finish(error));
       socket.on('end', () => {
         if (parser.end()) {

@@ -21,6 +21,8 @@ export interface CollectionResult {
   complete: boolean;
   /** Why copying stopped, when it did. */
   error?: string;
+  /** Copying stopped because the job was cancelled (the files listed are whole). */
+  cancelled?: boolean;
   fileCount: number;
   totalBytes: number;
   /** The first files collected (the full list can be millions long; the count is exact). */
@@ -34,13 +36,15 @@ export interface CollectOptions {
   listLimit?: number;
   /** Relative paths the collector must not write (the emulator's own record directory). */
   reserved?: readonly string[];
+  /** Stops copying (Ctrl-C): what is whole stays, the file being written is removed. */
+  signal?: AbortSignal;
 }
 
 /** Takes the archive's bytes as they arrive, a few parts at a time: valid only during the call; a returned promise pauses reading. */
 export type ArchiveSink = (parts: Buffer[]) => void | Promise<void>;
 
-/** The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive). */
-export type ArchiveSource = Readable | ((sink: ArchiveSink) => Promise<void>);
+/** The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive), stopping when `signal` fires. */
+export type ArchiveSource = Readable | ((sink: ArchiveSink, signal?: AbortSignal) => Promise<void>);
 
 const LIST_LIMIT = 1000;
 const REFUSED_LIMIT = 100;
@@ -112,7 +116,8 @@ class OutputExtractor implements TarEntryHandler {
   async run(source: ArchiveSource): Promise<CollectionResult> {
     const sink: ArchiveSink = (parts) => this.push(parts);
     try {
-      if (typeof source === 'function') await source(sink);
+      this.options.signal?.throwIfAborted();
+      if (typeof source === 'function') await source(sink, this.options.signal);
       else {
         for await (const chunk of source as AsyncIterable<Buffer>) {
           const wait = sink([chunk]);
@@ -123,6 +128,12 @@ class OutputExtractor implements TarEntryHandler {
     } catch (error) {
       this.abandonFile();
       if (typeof source !== 'function') source.destroy();
+      if (this.options.signal?.aborted) {
+        this.result.complete = false;
+        this.result.cancelled = true;
+        this.result.error = 'cancelled';
+        return this.result;
+      }
       const code = (error as NodeJS.ErrnoException).code;
       if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;
       // The host side failed (disk full...): keep what was copied whole, say what happened.
@@ -136,6 +147,7 @@ class OutputExtractor implements TarEntryHandler {
 
   /** Takes the archive's next bytes (the current file's written at once); a promise when the event loop is due a turn before more. */
   private push(parts: Buffer[]): Promise<void> | undefined {
+    this.options.signal?.throwIfAborted();
     for (const part of parts) this.reader.push(part);
     this.flushViews();
     if (performance.now() < this.sliceEnd) return undefined;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runJob } from '../../src/index.js';
@@ -83,5 +83,34 @@ describe('staging and collection against a real engine: layout, modes, bytes, pr
     const stageDone = events.findIndex((e) => e.kind === 'done' && e.of === 'stage');
     expect(events.findLastIndex((e) => e.kind === 'stage')).toBeLessThan(stageDone);
     expect(events.findIndex((e) => e.kind === 'collect')).toBeGreaterThan(stageDone);
+  });
+
+  it('Ctrl-C while outputs are copied back stops the copy: CANCELLED, the files listed are whole, no partial file', async () => {
+    const out = path.join(work, 'cancelled-collect');
+    const input = path.join(work, 'cancel-input.jsonl');
+    await writeFile(input, '{}\n');
+    const controller = new AbortController();
+    const job = await runJob(
+      {
+        image: BUSYBOX,
+        inputs: [input],
+        output: out,
+        command: ['sh', '-c'],
+        args: ['i=0; while [ $i -lt 300 ]; do head -c 1048576 /dev/zero > "$AIP_BATCH_OUTPUT_DIR/f$i.bin"; i=$((i+1)); done'],
+      },
+      {
+        signal: controller.signal,
+        onTransfer: (e) => {
+          if (e.kind === 'collect' && e.doneFiles >= 5) controller.abort();
+        },
+      },
+    );
+    expect(job.state).toBe('JOB_STATE_CANCELLED');
+    const onDisk = (await readdir(out)).filter((n) => n !== '.vbe');
+    expect(onDisk.filter((n) => n.endsWith('.vbe-partial'))).toEqual([]);
+    expect(onDisk.length).toBeGreaterThanOrEqual(5);
+    expect(onDisk.length).toBeLessThan(300);
+    expect(job.emulator.outputs).toMatchObject({ complete: false, fileCount: onDisk.length });
+    for (const name of onDisk) expect((await stat(path.join(out, name))).size).toBe(1024 * 1024);
   });
 });

@@ -122,6 +122,21 @@ describe('EngineApi.download', () => {
     }
   });
 
+  it('an abort stops the download with its reason, also while the sink is waiting', async () => {
+    for (const [, api] of engines()) {
+      const controller = new AbortController();
+      let calls = 0;
+      const stopped = api.download('GET', '/chunked', { signal: controller.signal }, () => {
+        if (++calls === 2) {
+          controller.abort(new Error('cancelled by the user'));
+          return new Promise<void>(() => undefined); // never settles: the abort alone must end the download
+        }
+        return undefined;
+      });
+      await expect(stopped).rejects.toThrow('cancelled by the user');
+    }
+  });
+
   it('an engine that is not there: the connection error, with its code', async () => {
     const api = new EngineApi({ socketPath: path.join(dir, 'nobody.sock') });
     await expect(api.download('GET', '/chunked', {}, () => undefined)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TransferListener } from '../jobs/transferProgress.js';
-import { type TarEntryHandler, type TarEntryHeader, TarReader } from './tarReader.js';
+import { emulatorError } from '../errors.js';
+import { type TarEntryHandler, type TarEntryHeader, TarFormatError, TarReader } from './tarReader.js';
 
 export interface CollectedFile {
   /** Path relative to the output directory (POSIX separators). */
@@ -133,6 +134,14 @@ class OutputExtractor implements TarEntryHandler {
         this.result.cancelled = true;
         this.result.error = 'cancelled';
         return this.result;
+      }
+      if (error instanceof TarFormatError) {
+        throw emulatorError(
+          'OUTPUT_ARCHIVE_INVALID',
+          `The engine's archive of the output directory could not be read (${error.message}); the files copied before that are whole in ${this.result.hostDir}.`,
+          'Run the job again; if it happens again, check the engine (`docker cp <container>:<output dir> .` of a similar container) and its logs.',
+          error,
+        );
       }
       const code = (error as NodeJS.ErrnoException).code;
       if (!code || !LOCAL_WRITE_ERRORS.has(code)) throw error;

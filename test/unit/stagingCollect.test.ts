@@ -116,7 +116,7 @@ describe('collectOutputs: writing files back', () => {
     ]);
     const whole = Buffer.concat(await archive.toArray());
     const out = path.join(dir, 'out');
-    await expect(collectOutputs(Readable.from([whole.subarray(0, 60_000)]), out, { maxFileBytes: 1024 ** 3 })).rejects.toThrow(/ends in the middle of a member/);
+    await expect(collectOutputs(Readable.from([whole.subarray(0, 60_000)]), out, { maxFileBytes: 1024 ** 3 })).rejects.toMatchObject({ code: 'OUTPUT_ARCHIVE_INVALID', message: expect.stringMatching(/ends in the middle of a member/) });
     expect((await readdir(out)).sort()).toEqual(['a.txt']);
     await expect(collectOutputs(Readable.from([Buffer.alloc(1024, 0x41)]), path.join(dir, 'out2'), { maxFileBytes: 1024 ** 3 })).rejects.toThrow(/invalid tar archive/);
   });

@@ -33,7 +33,7 @@ export class ResponseParser {
   private streaming = false;
   /** Body parts of the current push, for the sink. */
   private parts: Buffer[] = [];
-  /** What the sink returned that was a promise, since the caller last took it. */
+  /** What the sink returned at the last push when it was a promise (the caller waits on it before pushing more). */
   waitFor: Promise<void> | undefined;
 
   constructor(
@@ -47,8 +47,7 @@ export class ResponseParser {
     if (this.parts.length > 0) {
       const parts = this.parts;
       this.parts = [];
-      const wait = this.sink!(parts);
-      if (wait) this.waitFor = this.waitFor ? Promise.all([this.waitFor, wait]).then(() => undefined) : wait;
+      this.waitFor = this.sink!(parts) ?? undefined;
     }
     return complete;
   }

@@ -4,6 +4,7 @@ import { emulatorError, VbeError } from '../errors.js';
 import { demultiplex, EngineApi, readJsonLines, segment } from './engineApi.js';
 import { endpointCandidates, isLocalEndpoint, publishedPortHost } from './dockerEndpoint.js';
 import type { RegistryAuth } from './registryAuth.js';
+import type { BodySink } from '../http/responseParser.js';
 
 /**
  * The one narrow port in front of the Docker engine: nothing else talks to it (engineApi.ts is
@@ -83,9 +84,6 @@ export interface ContainerCreateSpec {
   /** A container TCP port published on a free host port: on 127.0.0.1 only for a local engine. */
   publishPort?: number;
 }
-
-/** Takes an archive's bytes as they arrive, a few parts at a time: valid only during the call; a returned promise pauses reading. */
-export type ArchiveSink = (parts: Buffer[]) => void | Promise<void>;
 
 export interface FileChange {
   path: string;
@@ -678,9 +676,9 @@ export class ExitedContainer {
    * (views valid only during the call; a returned promise pauses reading until it settles).
    * Errors the sink throws come back as they are, as does `signal`'s abort; the engine's are explained.
    */
-  async readArchive(path: string, sink: ArchiveSink, signal?: AbortSignal): Promise<void> {
+  async readArchive(path: string, sink: BodySink, signal?: AbortSignal): Promise<void> {
     let sinkError: { error: unknown } | undefined;
-    const guarded: ArchiveSink = (parts) => {
+    const guarded: BodySink = (parts) => {
       try {
         const wait = sink(parts);
         return wait?.catch((error: unknown) => {

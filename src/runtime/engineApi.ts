@@ -222,12 +222,10 @@ export class EngineApi {
       const socket = net.connect({ ...target, onread: { buffer: Buffer.allocUnsafe(DOWNLOAD_READ_BYTES), callback: onRead } });
       signal?.addEventListener('abort', onAbort, { once: true });
       socket.on('error', (error) => finish(error));
+      // A paused socket reads no further, so the end never comes while the sink is waiting.
       socket.on('end', () => {
-        if (parser.end()) {
-          const wait = parser.waitFor;
-          if (wait) afterWait(wait, true);
-          else finish();
-        } else if (parser.status === 0) finish(Object.assign(new Error('the engine closed the connection without an answer'), { code: 'ECONNRESET' }));
+        if (parser.end()) finish();
+        else if (parser.status === 0) finish(Object.assign(new Error('the engine closed the connection without an answer'), { code: 'ECONNRESET' }));
         else if (!waiting) finish(Object.assign(new Error('the engine closed the connection before the end of its answer'), { code: 'ECONNRESET' }));
       });
       socket.on('close', () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TransferListener } from '../jobs/transferProgress.js';
 import { emulatorError } from '../errors.js';
+import type { BodySink } from '../http/responseParser.js';
 import { type TarEntryHandler, type TarEntryHeader, TarFormatError, TarReader } from './tarReader.js';
 
 export interface CollectedFile {
@@ -41,11 +42,8 @@ export interface CollectOptions {
   signal?: AbortSignal;
 }
 
-/** Takes the archive's bytes as they arrive, a few parts at a time: valid only during the call; a returned promise pauses reading. */
-export type ArchiveSink = (parts: Buffer[]) => void | Promise<void>;
-
 /** The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive), stopping when `signal` fires. */
-export type ArchiveSource = Readable | ((sink: ArchiveSink, signal?: AbortSignal) => Promise<void>);
+export type ArchiveSource = Readable | ((sink: BodySink, signal?: AbortSignal) => Promise<void>);
 
 const LIST_LIMIT = 1000;
 const REFUSED_LIMIT = 100;
@@ -83,6 +81,7 @@ export async function collectOutputs(source: ArchiveSource, hostDir: string, opt
 interface OpenFile {
   partial: string;
   target: string;
+  /** -1 once closed. */
   fd: number;
   record: CollectedFile;
 }
@@ -115,7 +114,7 @@ class OutputExtractor implements TarEntryHandler {
   }
 
   async run(source: ArchiveSource): Promise<CollectionResult> {
-    const sink: ArchiveSink = (parts) => this.push(parts);
+    const sink: BodySink = (parts) => this.push(parts);
     try {
       this.options.signal?.throwIfAborted();
       if (typeof source === 'function') await source(sink, this.options.signal);
@@ -208,25 +207,14 @@ class OutputExtractor implements TarEntryHandler {
     if (!file) return;
     try {
       this.flushViews();
-    } catch (error) {
-      this.file = undefined;
       fs.closeSync(file.fd);
-      fs.rmSync(file.partial, { force: true });
+      file.fd = -1;
+      fs.renameSync(file.partial, file.target);
+    } catch (error) {
+      this.abandonFile();
       throw error;
     }
     this.file = undefined;
-    try {
-      fs.closeSync(file.fd);
-    } catch (error) {
-      fs.rmSync(file.partial, { force: true });
-      throw error;
-    }
-    try {
-      fs.renameSync(file.partial, file.target);
-    } catch (error) {
-      fs.rmSync(file.partial, { force: true });
-      throw error;
-    }
     const result = this.result;
     result.fileCount += 1;
     result.totalBytes += file.record.sizeBytes;
@@ -261,10 +249,12 @@ class OutputExtractor implements TarEntryHandler {
     if (!file) return;
     this.file = undefined;
     this.views = [];
-    try {
-      fs.closeSync(file.fd);
-    } catch {
-      // already closed
+    if (file.fd >= 0) {
+      try {
+        fs.closeSync(file.fd);
+      } catch {
+        // the failure being handled may have been this close
+      }
     }
     fs.rmSync(file.partial, { force: true });
   }

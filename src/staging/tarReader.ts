@@ -43,7 +43,14 @@ export class TarFormatError extends Error {
 /** Longest PAX or GNU long-name record accepted (names are at most a few KiB; this bounds memory). */
 const MAX_META_BYTES = 1024 * 1024;
 
-type State = 'header' | 'data' | 'meta' | 'padding' | 'end';
+type State = 'header' | 'data' | 'padding' | 'end';
+
+/** A PAX (`x`, `g`) or GNU long-name (`L`, `K`) record being read. */
+interface MetaRecord {
+  type: 'x' | 'g' | 'L' | 'K';
+  chunks: Buffer[];
+  bytes: number;
+}
 
 interface Overrides {
   path?: string;
@@ -58,9 +65,8 @@ export class TarReader {
   private remaining = 0;
   private padding = 0;
   private sink: ((data: Buffer) => void) | undefined;
-  private meta: { type: 'x' | 'g' | 'L' | 'K'; chunks: Buffer[]; bytes: number } | undefined;
+  private meta: MetaRecord | undefined;
   private overrides: Overrides = {};
-  private inEntry = false;
 
   constructor(private readonly handler: TarEntryHandler) {}
 
@@ -98,16 +104,6 @@ export class TarReader {
           if (this.remaining === 0) this.endData();
           break;
         }
-        case 'meta': {
-          const take = Math.min(this.remaining, chunk.length - at);
-          const meta = this.meta!;
-          meta.chunks.push(Buffer.from(chunk.subarray(at, at + take)));
-          meta.bytes += take;
-          at += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.endMeta();
-          break;
-        }
         case 'padding': {
           const take = Math.min(this.padding, chunk.length - at);
           at += take;
@@ -124,7 +120,7 @@ export class TarReader {
   /** The archive's bytes have all been pushed: throws TarFormatError when it stopped part-way. */
   end(): void {
     if (this.state === 'end') return;
-    if (this.state === 'header' && this.blockBytes === 0 && !this.meta && !this.inEntry) return; // no end blocks: accepted, as tar does
+    if (this.state === 'header' && this.blockBytes === 0) return; // no end blocks: accepted, as tar does
     throw new TarFormatError('the archive ends in the middle of a member');
   }
 
@@ -140,11 +136,17 @@ export class TarReader {
     if (size === undefined || !Number.isSafeInteger(size) || size < 0) throw new TarFormatError('invalid size field');
     if (isMeta) {
       if (size > MAX_META_BYTES) throw new TarFormatError(`a ${typeChar} record of ${size} bytes (over ${MAX_META_BYTES})`);
-      this.meta = { type: typeChar as 'x' | 'g' | 'L' | 'K', chunks: [], bytes: 0 };
+      // The record's data is read like a member's, into `meta` (copied: the views do not last).
+      const meta: MetaRecord = { type: typeChar as 'x' | 'g' | 'L' | 'K', chunks: [], bytes: 0 };
+      this.meta = meta;
+      this.sink = (data) => {
+        meta.chunks.push(Buffer.from(data));
+        meta.bytes += data.length;
+      };
       this.remaining = size;
       this.padding = pad(size);
-      if (size === 0) this.endMeta();
-      else this.state = 'meta';
+      if (size === 0) this.endData();
+      else this.state = 'data';
       return;
     }
     const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
@@ -160,7 +162,6 @@ export class TarReader {
     // Directories, links and devices carry no data whatever their size field says (PAX and GNU agree).
     const dataBytes = header.type === 'file' || header.type === 'other' ? size : 0;
     header.size = dataBytes;
-    this.inEntry = true;
     this.sink = this.handler.entry(header);
     this.remaining = dataBytes;
     this.padding = pad(dataBytes);
@@ -170,11 +171,12 @@ export class TarReader {
 
   private endData(): void {
     this.sink = undefined;
-    this.inEntry = false;
-    this.handler.entryEnd();
+    if (this.meta) this.endMeta();
+    else this.handler.entryEnd();
     this.state = this.padding > 0 ? 'padding' : 'header';
   }
 
+  /** A PAX or GNU long-name record is whole: what it says applies to the next member. */
   private endMeta(): void {
     const meta = this.meta!;
     this.meta = undefined;
@@ -183,7 +185,6 @@ export class TarReader {
     else if (meta.type === 'K') this.overrides.linkpath = cString(data, 0, data.length);
     else if (meta.type === 'x') Object.assign(this.overrides, paxOverrides(data));
     // 'g' (global PAX records) holds nothing a member's name or size depends on here.
-    this.state = this.padding > 0 ? 'padding' : 'header';
   }
 }
 

@@ -185,6 +185,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
           used = filesPass ? 'files' : 'server';
           checks.push(...(filesPass ? files : server.checks), ...otherContract(filesPass ? server.checks : files, filesPass ? 'server' : 'files'));
         }
+        contractCheck.summary = `unsure which contract it fits (${guess.reasons.join('; ')}): both were checked live; ${server.ready || used === 'files' ? `it works as ${used === 'server' ? 'a prediction server (vbe batch-predict)' : 'a run-to-completion job (vbe run)'}` : 'it passed neither'}`;
       } else if (used === 'files') checks.push(...(await checkFiles()));
       else checks.push(...(await checkServer()).checks);
     } finally {

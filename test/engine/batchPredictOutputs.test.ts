@@ -2,7 +2,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchPredict, type BatchPredictOptions, encodeTfRecord, readPredictions } from '../../src/index.js';
-import { vbeMatchers } from '../../src/testing/vitestMatchers.js';
+import '../../src/vitest.js';
 import { buildContext, docker, PYTHON_BASE, ROOT, runVbe, tempDir } from '../helpers/engine.js';
 
 /** batch-predict writes and reads data as Vertex does (issue 15), on the real model-server fixture. */
@@ -52,7 +52,8 @@ describe('batch-predict outputs and inputs as Vertex has them', () => {
     expect(record.map((l) => l.instance)).toEqual([{ id: 1, fail: true }, { id: 2 }]);
     expect(record[0]).toMatchObject({ error: { code: 13, message }, attempts: 2 });
     expect(job.emulator.failedInstances).toMatchObject({ count: 2, file: path.join(dir, '.vbe/failed-instances.jsonl') });
-    expect(job).toSatisfy(() => vbeMatchers.toHaveFailedInstances(job, 2, 'Non-OK result 500').pass);
+    expect(job).toHaveFailedInstances(2, 'Non-OK result 500');
+    expect(job).toHavePredictions(2);
   });
 
   it('the same message from many batches is one line with the total; a quote in a message is escaped as Python does', async () => {

@@ -7,7 +7,7 @@ import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/e
 import { GCS_MOUNT } from '../spec/gcsUri.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { JsonlWriter, predictionDirectoryName, predictionFileNames } from '../staging/predictionOutputs.js';
-import { FailedInstanceSink, type FailedInstancesRecord } from '../staging/failedInstances.js';
+import { exceededRetriesMessage, FailedInstanceSink, type FailedInstancesRecord } from '../staging/failedInstances.js';
 import { resolveInputs, resolveModelDir, resolveOutput } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
 import type { BadInstance, ConvertedInstance, InstanceRecord, JsonInstance } from '../instances/convertInstance.js';
@@ -526,14 +526,6 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
     ctx.transfer({ kind: 'done', of: 'instances' });
     await Promise.all(writers.map((w) => w.results.close()));
   }
-}
-
-/**
- * The cloud's wording for a request that failed after its retries ([trouble]):
- * `Post request fails. Cannot get predictions. Error: Exceeded retries: Non-OK result 504 (...) from server, retry=3, elapsed=600.04s.`
- */
-export function exceededRetriesMessage(reason: string, retries: number, elapsedMs: number): string {
-  return `Post request fails. Cannot get predictions. Error: Exceeded retries: ${reason}, retry=${retries}, elapsed=${(elapsedMs / 1000).toFixed(2)}s.`;
 }
 
 /** `{"instances":[…]` and `bodyEnd` (`]}`, or the parameters then `}`), from each instance's JSON text. */

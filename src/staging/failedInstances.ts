@@ -9,6 +9,14 @@ export const FAILED_INSTANCES_FILE = 'failed-instances.jsonl';
 /** Failed instances kept in the job record for summaries, reports and matchers. */
 const EXAMPLES_KEPT = 5;
 
+/**
+ * The cloud's wording for a request that failed after its retries ([trouble]):
+ * `Post request fails. Cannot get predictions. Error: Exceeded retries: Non-OK result 504 (...) from server, retry=3, elapsed=600.04s.`
+ */
+export function exceededRetriesMessage(reason: string, retries: number, elapsedMs: number): string {
+  return `Post request fails. Cannot get predictions. Error: Exceeded retries: ${reason}, retry=${retries}, elapsed=${(elapsedMs / 1000).toFixed(2)}s.`;
+}
+
 /** One failed instance as vbe records it: what was sent (or its key), the error and how many requests were tried. */
 export interface FailedInstance {
   instance?: unknown;

@@ -3,15 +3,19 @@
 #   vbe-local/busybox:latest        FROM scratch + Debian's static busybox
 #   vbe-local/python-base:bookworm  debootstrap'd Debian bookworm (minbase +
 #                                   python3), imported with `docker import`
+#   vbe-local/python-web:bookworm   python-base + Debian's python3-fastapi,
+#                                   python3-uvicorn, python3-gunicorn, python3-flask
+#                                   (apt inside `docker build`; no PyPI)
 # Each image is built only when it is missing from the engine, unless
 # --force is given. Usage:
-#   docker/build-test-images.sh [--force] [busybox] [python-base]
-# With no image names, both are considered.
+#   docker/build-test-images.sh [--force] [busybox] [python-base] [python-web]
+# With no image names, all are considered.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUSYBOX_IMAGE=vbe-local/busybox:latest
 PYTHON_IMAGE=vbe-local/python-base:bookworm
+PYTHON_WEB_IMAGE=vbe-local/python-web:bookworm
 SUITE=bookworm
 
 log() { printf '[build-test-images] %s\n' "$*"; }
@@ -20,18 +24,21 @@ die() { printf '[build-test-images] ERROR: %s\n' "$*" >&2; exit 1; }
 force=0
 want_busybox=0
 want_python=0
+want_web=0
 for arg in "$@"; do
   case "$arg" in
     --force|-f) force=1 ;;
     busybox) want_busybox=1 ;;
     python-base|python) want_python=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) die "unknown argument: $arg (usage: $0 [--force] [busybox] [python-base])" ;;
+    python-web|web) want_web=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown argument: $arg (usage: $0 [--force] [busybox] [python-base] [python-web])" ;;
   esac
 done
-if [ "$want_busybox" -eq 0 ] && [ "$want_python" -eq 0 ]; then
+if [ "$want_busybox" -eq 0 ] && [ "$want_python" -eq 0 ] && [ "$want_web" -eq 0 ]; then
   want_busybox=1
   want_python=1
+  want_web=1
 fi
 
 docker info >/dev/null 2>&1 || die "docker engine not reachable (run docker/setup-engine.sh first)"
@@ -172,8 +179,35 @@ APTCONF
   built+=("$PYTHON_IMAGE")
 }
 
+# Web server packages as Debian ships them (FastAPI, uvicorn, gunicorn, Flask),
+# for test servers in the patterns users copy (tiangolo/uvicorn-gunicorn-fastapi).
+build_python_web() {
+  needs_build "$PYTHON_WEB_IMAGE" || return 0
+  have_image "$PYTHON_IMAGE" || die "$PYTHON_IMAGE missing (build it first: $0 python-base)"
+  local ctx old
+  old=$(image_id "$PYTHON_WEB_IMAGE")
+  ctx=$(mktemp -d /tmp/vbe-python-web-ctx.XXXXXX)
+  TMP_DIRS+=("$ctx")
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $PYTHON_IMAGE
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+      python3-fastapi python3-uvicorn python3-gunicorn python3-flask \\
+ && rm -rf /var/lib/apt/lists/*
+DOCKERFILE
+  log "building $PYTHON_WEB_IMAGE (apt-get install python3-fastapi python3-uvicorn python3-gunicorn python3-flask)"
+  local t0=$SECONDS
+  DOCKER_BUILDKIT=0 docker build --quiet -t "$PYTHON_WEB_IMAGE" "$ctx" >/dev/null
+  docker run --rm --network none "$PYTHON_WEB_IMAGE" python3 -c 'import fastapi, uvicorn, gunicorn, flask; print("ok")' | grep -qx ok \
+    || die "$PYTHON_WEB_IMAGE smoke test failed"
+  drop_if_dangling "$old"
+  log "built $PYTHON_WEB_IMAGE in $((SECONDS - t0))s"
+  built+=("$PYTHON_WEB_IMAGE")
+}
+
 if [ "$want_busybox" -eq 1 ]; then build_busybox; fi
 if [ "$want_python" -eq 1 ]; then build_python_base; fi
+if [ "$want_web" -eq 1 ]; then build_python_web; fi
 
 log "built:   ${built[*]:-(none)}"
 log "skipped: ${skipped[*]:-(none)}"

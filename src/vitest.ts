@@ -1,6 +1,7 @@
 /**
  * `import 'vertex-batch-emulator/vitest'` in a Vitest setup file (or a test) registers the job
- * matchers: expect(job).toSucceed(), .toFailWith(codeOrDiagnosis), .toHavePredictions(n).
+ * matchers: expect(job).toSucceed(), .toFailWith(codeOrDiagnosis), .toHavePredictions(n),
+ * .toHaveFailedInstances(n, messagePart?).
  */
 import { expect } from 'vitest';
 import { vbeMatchers, type VbeMatchers } from './testing/vitestMatchers.js';

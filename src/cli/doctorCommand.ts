@@ -23,6 +23,8 @@ interface DoctorFlags {
   startupTimeout?: string;
   timeout?: string;
   staticOnly?: boolean;
+  artifactUri?: string;
+  gcsRoot?: string;
   json?: boolean;
   report?: string[];
 }
@@ -43,6 +45,8 @@ export function doctorCommand(context: CliContext): Command {
     .option('--startup-timeout <duration>', 'how long a server may take to become healthy (default 2m)')
     .option('--timeout <duration>', 'how long the live run may take (default 2m)')
     .option('--static-only', 'only the checks that do not run the container')
+    .option('--artifact-uri <dir|gs://...>', 'the model artifact: AIP_STORAGE_URI for a server, AIP_MODEL_DIR for a file job')
+    .option('--gcs-root <dir>', 'where gs:// paths live locally (default ./gcs)')
     .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--json', 'print the checklist as JSON on stdout')
@@ -66,6 +70,8 @@ export function doctorCommand(context: CliContext): Command {
           ...(flags.startupTimeout ? { startupTimeout: flags.startupTimeout } : {}),
           ...(flags.timeout ? { timeout: flags.timeout } : {}),
           ...(flags.staticOnly ? { staticOnly: true } : {}),
+          ...(flags.artifactUri ? { artifactUri: flags.artifactUri } : {}),
+          ...(flags.gcsRoot ? { gcsRoot: flags.gcsRoot } : {}),
         },
         { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`), onTransfer },
       ));

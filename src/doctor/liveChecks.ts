@@ -37,9 +37,10 @@ export function serverChecks(job: BatchPredictionJobResource, sampleCount: numbe
   const startup = e.startup as { outcome?: string; afterMs?: number } | null;
   const has = (...codes: string[]) => e.diagnoses.find((d) => codes.includes(d.code));
   const checks: DoctorCheck[] = [];
-  const exited = has('RUNS_TO_COMPLETION', 'SERVER_EXITED_AT_START', 'OUT_OF_MEMORY');
+  const crashed = has('SERVER_WORKER_CRASHED');
+  const exited = crashed ?? (startup?.outcome === 'exited' ? has('RUNS_TO_COMPLETION', 'SERVER_EXITED_AT_START', 'OUT_OF_MEMORY') : undefined);
   checks.push(
-    startup?.outcome === 'exited' && exited
+    exited
       ? { id: 'server-starts', title: 'Server stays up', status: 'fail', summary: exited.message, evidence: exited.evidence ?? [], ...(exited.fix ? { fix: exited.fix } : {}) }
       : { id: 'server-starts', title: 'Server stays up', status: startup ? 'pass' : 'skip', summary: startup ? 'the entrypoint keeps running' : 'not started' },
   );

@@ -35,7 +35,16 @@ export interface ImageFilesystemReport {
   passwd?: string;
   /** Owner and mode of the directories asked about (e.g. WORKDIR), when they exist. */
   directories: Map<string, DirectoryInfo>;
+  /**
+   * The text (first 64 KiB) of the files asked about that exist and are text (the entrypoint's
+   * scripts), and of script files they name that come later in the archive.
+   */
+  scripts?: Map<string, string>;
 }
+
+const SCRIPT_TEXT_BYTES = 64 * 1024;
+/** Paths a script names that may be scripts too (`. /app/prestart.sh`, `-c /gunicorn_conf.py`). */
+const NAMED_SCRIPT = /(?:^|[\s"'=:(])(\/[\w./-]+\.(?:py|sh|bash|R|r|conf|cfg|toml))\b/g;
 
 /**
  * Reads an image's exported filesystem (a tar stream) once, in bounded memory. Reports the
@@ -44,8 +53,10 @@ export interface ImageFilesystemReport {
  * default directories, following symbolic links (merged /usr included). Also keeps /etc/passwd
  * and the owner and mode of `watchDirectories`.
  */
-export async function scanImageFilesystem(archive: Readable, imageEnv: readonly string[], watchDirectories: readonly string[] = []): Promise<ImageFilesystemReport> {
+export async function scanImageFilesystem(archive: Readable, imageEnv: readonly string[], watchDirectories: readonly string[] = [], watchFiles: readonly string[] = []): Promise<ImageFilesystemReport> {
   const watched = new Set(watchDirectories.map((d) => `/${d.replace(/^\/+|\/+$/g, '')}`));
+  const wantedScripts = new Set(watchFiles.map((f) => path.posix.normalize(f)));
+  const scripts = new Map<string, string>();
   const directories = new Map<string, DirectoryInfo>();
   let passwd: string | undefined;
   const files = new Set<string>();
@@ -61,10 +72,20 @@ export async function scanImageFilesystem(archive: Readable, imageEnv: readonly 
     if (entry.header.type === 'symlink') {
       links.set(name, entry.header.linkname ?? '');
       files.add(name);
+      if (wantedScripts.has(name)) wantedScripts.add(path.posix.resolve(path.posix.dirname(name), entry.header.linkname ?? ''));
     } else if (entry.header.type === 'file' || entry.header.type === 'contiguous-file' || entry.header.type === 'link') {
       files.add(name);
     }
     if (entry.header.type === 'directory' && watched.has(name)) directories.set(name, { uid: entry.header.uid ?? 0, gid: entry.header.gid ?? 0, mode: entry.header.mode ?? 0 });
+    if (entry.header.type === 'file' && wantedScripts.has(name) && (entry.header.size ?? 0) <= 1024 * 1024) {
+      const head = (await keepBytes(entry, entry.header.size ?? 0, true)).head.subarray(0, SCRIPT_TEXT_BYTES);
+      if (!head.includes(0)) {
+        const text = head.toString('utf8');
+        scripts.set(name, text);
+        for (const m of text.matchAll(NAMED_SCRIPT)) wantedScripts.add(path.posix.normalize(m[1]!));
+      }
+      continue;
+    }
     if (entry.header.type === 'file' && name === '/etc/passwd') {
       passwd = (await keepBytes(entry, entry.header.size ?? 0, true)).head.toString('utf8');
       continue;
@@ -111,7 +132,9 @@ export async function scanImageFilesystem(archive: Readable, imageEnv: readonly 
     unchecked,
     missing: [...missing.entries()].map(([library, neededBy]) => ({ library, neededBy })).sort((a, b) => a.library.localeCompare(b.library)),
   };
-  return passwd === undefined ? { libraries, directories } : { libraries, passwd, directories };
+  const report: ImageFilesystemReport = passwd === undefined ? { libraries, directories } : { libraries, passwd, directories };
+  if (watchFiles.length) report.scripts = scripts;
+  return report;
 }
 
 /** Keeps the first HEAD_LIMIT bytes, and the ELF dynamic segment wherever it lies. */

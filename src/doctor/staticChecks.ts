@@ -5,6 +5,8 @@ import { installFix } from '../verdict/libraryPackages.js';
 import type { Contract, DoctorCheck } from './doctorCheck.js';
 import type { ImageFilesystemReport } from './scanImageFilesystem.js';
 
+export { guessContract } from './guessContract.js';
+
 export interface StaticInput {
   imageUri: string;
   image: ImageDetails;
@@ -17,7 +19,6 @@ export interface StaticInput {
   contract: Contract;
 }
 
-const SERVER_HINTS = /\b(uvicorn|gunicorn|hypercorn|waitress|flask|fastapi|serve|server|http\.server|torchserve|tritonserver|tensorflow_model_server|mlserver|bentoml|seldon|nginx)\b/i;
 const LARGE_IMAGE_BYTES = 10 * 1024 ** 3;
 
 function isShellForm(parts: string[] | null): boolean {
@@ -25,17 +26,6 @@ function isShellForm(parts: string[] | null): boolean {
 }
 
 const show = (parts: string[] | null) => (parts ? JSON.stringify(parts) : 'none');
-
-/** Guesses which contract an image was built for, with the reasons. */
-export function guessContract(image: ImageDetails): { contract: Contract; reasons: string[] } {
-  const reasons: string[] = [];
-  if (image.exposedPorts.length) reasons.push(`EXPOSE ${image.exposedPorts.join(' ')}`);
-  const command = [...(image.entrypoint ?? []), ...(image.cmd ?? [])].join(' ');
-  const hint = SERVER_HINTS.exec(command);
-  if (hint) reasons.push(`its command mentions "${hint[1]}"`);
-  if (reasons.length) return { contract: 'server', reasons };
-  return { contract: 'files', reasons: ['no exposed port and no server program in its command'] };
-}
 
 /** Checks read from the image's config and filesystem, without running it. */
 export function staticChecks(input: StaticInput): DoctorCheck[] {

@@ -242,18 +242,20 @@ async function* readCsv(file: string, config: InstanceConfig, context: ReadConte
     parseCsv({
       relax_column_count: true,
       skip_empty_lines: true,
-      cast: (value, context) => (context.header ? value : csvCell(value, context.quoting)),
+      info: true,
+      // The header row stays text; every other cell as Vertex reads it.
+      cast: (value, context) => (context.records === 0 ? value : csvCell(value, context.quoting)),
     }),
   );
   if (context.onRead) source.on('data', (chunk) => context.onRead!(chunk.length)); // alongside the pipe
   let header: string[] | undefined;
   try {
-    for await (const row of parser as AsyncIterable<unknown[]>) {
+    for await (const { record: row, info } of parser as AsyncIterable<{ record: unknown[]; info: { lines: number } }>) {
       if (!header) {
         header = row.map(String);
         continue;
       }
-      yield [csvRowToInstance(row, header, config)];
+      yield [csvRowToInstance(row, header, config, info.lines)];
     }
   } catch (error) {
     yield [{ ok: false, echo: path.basename(file), message: `CSV parse error: ${(error as Error).message}; the rest of ${path.basename(file)} was skipped.` }];

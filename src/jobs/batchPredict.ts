@@ -7,6 +7,7 @@ import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/e
 import { GCS_MOUNT } from '../spec/gcsUri.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { JsonlWriter, predictionDirectoryName, predictionFileNames } from '../staging/predictionOutputs.js';
+import { exceededRetriesMessage, FailedInstanceSink, type FailedInstancesRecord } from '../staging/failedInstances.js';
 import { resolveInputs, resolveModelDir, resolveOutput } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
 import type { BadInstance, ConvertedInstance, InstanceRecord, JsonInstance } from '../instances/convertInstance.js';
@@ -25,6 +26,7 @@ import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 import { PredictionClient, type PredictOutcome } from './predictionClient.js';
+import { idleReplicaWarning, partitionInputs, type Partition } from './partitionInputs.js';
 import type { RunJobHooks } from './runJob.js';
 import type { TransferListener } from './transferProgress.js';
 
@@ -68,7 +70,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     return { spec, inputs, artifact, output };
   });
   const base = spec.base;
-  const dirName = predictionDirectoryName(base.displayName, createTime);
+  // Named for the Model's display name when the job has a Model, else the job's (UNCONFIRMED for unmanaged containers).
+  const dirName = predictionDirectoryName(spec.modelDisplayName ?? base.displayName, createTime);
   const predictionDir = path.join(output.hostDir, dirName);
   const recordDir = path.join(predictionDir, RECORD_DIR_NAME);
   await mkdir(recordDir, { recursive: true });
@@ -78,6 +81,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const limits = machineLimits(base.machine, host);
   const gpus = checkAccelerators(base.accelerator, host);
   const warnings = [...base.warnings, ...limits.warnings];
+  const partition = partitionInputs(spec.instancesFormat, inputs.files.length, spec.replicaCount);
+  const idle = idleReplicaWarning(spec.instancesFormat, inputs.files.map((f) => f.hostPath), spec.replicaCount, partition);
+  if (idle) warnings.push(idle);
   if (spec.replicaCount > 1 && limits.cappedToHost) warnings.push(`${spec.replicaCount} replicas share this host's ${host.cpus} CPUs; each gets the machine type's limits, capped.`);
 
   const endpointId = newJobId();
@@ -112,6 +118,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const shards = Array.from({ length: spec.replicaCount }, (_, i) => predictionFileNames(spec.outputNaming, i, spec.replicaCount));
   const cancelled = () => hooks.signal?.aborted === true;
   let replicaMs = 0;
+  let failedInstances: FailedInstancesRecord | undefined;
 
   // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
   const onAbort = () => {
@@ -193,7 +200,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
 
       if (observation.startup?.outcome === 'ready' && !cancelled()) {
         progress(`predicting: batches of ${spec.batchSize} to ${predictRoute}`);
-        await timed('predict', () => predictAll(spec, inputs.files, replicas, { predictionDir, shards, observation, partialFailures, predictRoute, signal: hooks.signal, progress, transfer }));
+        const sink = new FailedInstanceSink(predictionDir, recordDir, shards, spec.outputNaming);
+        await timed('predict', () => predictAll(spec, inputs.files, replicas, { predictionDir, shards, partition, sink, observation, partialFailures, predictRoute, signal: hooks.signal, progress, transfer }).finally(async () => (failedInstances = await sink.close())));
       } else if (observation.startup?.outcome === 'ready') observation.cancelled = true;
       replicaMs = (performance.now() - startedAt) * replicas.length;
     } else if (cancelled()) observation.cancelled = true;
@@ -226,6 +234,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const endTime = new Date();
   const gcsOutputDirectory = output.gcsUri ? `${output.gcsUri.replace(/\/+$/, '')}/${dirName}` : undefined;
   const stats = observation.stats;
+  // The proto's convention: -1 where the count is unknown (the job ended before reading its input).
+  const incompleteCount = failedInstances ? String(stats.incomplete) : '-1';
   const resource: BatchPredictionJobResource = {
     name: `projects/local/locations/local/batchPredictionJobs/${jobId}`,
     displayName: base.displayName,
@@ -244,14 +254,14 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     inputConfig: { instancesFormat: spec.instancesFormat, gcsSource: { uris: base.inputs.map((i) => i.text) } },
     ...(Object.keys(spec.instanceConfig).length ? { instanceConfig: spec.instanceConfig } : {}),
     ...(spec.modelParameters ? { modelParameters: spec.modelParameters.value } : {}),
-    outputConfig: { predictionsFormat: 'jsonl', gcsDestination: { outputUriPrefix: base.output.text } },
+    outputConfig: { predictionsFormat: spec.predictionsFormat, gcsDestination: { outputUriPrefix: base.output.text } },
     dedicatedResources: { machineSpec: { machineType: base.machine.name }, startingReplicaCount: spec.replicaCount, maxReplicaCount: spec.replicaCount },
     manualBatchTuningParameters: { batchSize: spec.batchSize },
     outputInfo: { ...(gcsOutputDirectory ? { gcsOutputDirectory } : {}), outputDirectory: predictionDir },
     state: verdict.state,
     ...(verdict.error ? { error: verdict.error } : {}),
     ...(partialFailures.length ? { partialFailures } : {}),
-    completionStats: { successfulCount: String(stats.successful), failedCount: String(stats.failed), incompleteCount: String(stats.incomplete) },
+    completionStats: { successfulCount: String(stats.successful), failedCount: String(stats.failed), incompleteCount },
     resourcesConsumed: { replicaHours: replicaMs / 3_600_000 },
     createTime: createTime.toISOString(),
     ...(startTime ? { startTime: startTime.toISOString() } : {}),
@@ -270,6 +280,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       stats: { ...stats, maxResponseBytes: observation.maxResponseBytes },
       peakMemoryBytes: replicas.length ? Math.max(...replicas.map((r) => r.memory.peakBytes())) : null,
       failuresByKind: observation.failuresByKind,
+      ...(failedInstances ? { failedInstances } : {}),
       durationMs: endTime.getTime() - createTime.getTime(),
       phases,
       outputs: {
@@ -355,6 +366,8 @@ async function listListeners(started: StartedContainer): Promise<Listener[] | un
 interface PredictContext {
   predictionDir: string;
   shards: Array<{ results: string; errors: string }>;
+  partition: Partition;
+  sink: FailedInstanceSink;
   observation: BatchObservation;
   partialFailures: JobError[];
   predictRoute: string;
@@ -377,6 +390,8 @@ interface Prepared {
 /** A batch sent: the answer to come. */
 interface InFlight extends Prepared {
   answer: Promise<PredictOutcome> | undefined;
+  /** When the first request went out (performance.now()): the `elapsed` of an exceeded-retries error. */
+  sentAt: number;
 }
 
 /**
@@ -389,19 +404,17 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
   const { observation: o } = ctx;
   const stats = o.stats;
   const keyed = spec.instanceConfig.keyField !== undefined;
-  const writers = ctx.shards.map((s) => ({ results: new JsonlWriter(path.join(ctx.predictionDir, s.results)), errors: new JsonlWriter(path.join(ctx.predictionDir, s.errors)) }));
+  const writers = ctx.shards.map((s) => ({ results: new JsonlWriter(path.join(ctx.predictionDir, s.results)) }));
   const totalBytes = files.reduce((n, f) => n + f.sizeBytes, 0);
   let readBytes = 0;
   const onRead = (bytes: number) => {
     readBytes += bytes;
   };
-  const records = readInstances(
-    files.map((f) => f.hostPath),
-    spec.instancesFormat,
-    spec.instanceConfig,
-    { gcsRoot: spec.base.gcsRoot, onRead },
-  );
-  const batches = batchesOf(records, spec.batchSize);
+  const streamOf = (list: ReadonlyArray<{ hostPath: string }>) =>
+    batchesOf(readInstances(list.map((f) => f.hostPath), spec.instancesFormat, spec.instanceConfig, { gcsRoot: spec.base.gcsRoot, onRead }), spec.batchSize);
+  // One stream all replicas pull from (jsonl, file-list), or one per replica over its own files (csv, tf-record).
+  const streams = ctx.partition.shared ? [streamOf(files)] : ctx.partition.filesByReplica.map((indexes) => streamOf(indexes.map((i) => files[i]!)));
+  const streamFor = (replica: Replica) => streams[ctx.partition.shared ? 0 : replica.index]!;
   const parameters = spec.modelParameters ? JSON.stringify(spec.modelParameters.value) : undefined;
   const bodyEnd = parameters === undefined ? ']}' : `],"parameters":${parameters}}`;
   let stop = false;
@@ -419,7 +432,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
   // TFRecords can be large, so only one batch of them per worker is held.
   const readAhead = spec.instancesFormat === 'jsonl' || spec.instancesFormat === 'csv';
   /** The next batch with its request body. */
-  const prepare = async (): Promise<Prepared | undefined> => {
+  const prepare = async (batches: AsyncGenerator<Batch>): Promise<Prepared | undefined> => {
     const next = await batches.next();
     if (next.done) return undefined;
     const { ok } = next.value;
@@ -432,31 +445,34 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
 
   const worker = async (replica: Replica) => {
     const out = writers[replica.index]!;
+    const batches = streamFor(replica);
     const send = (prepared: Prepared): InFlight => {
       const answer = prepared.body && replica.client.predict(ctx.predictRoute, prepared.body, prepared.batch.ok.length, spec.requestTimeoutMs);
       answer?.catch(() => undefined); // awaited later, where a failure surfaces: not an unhandled rejection meanwhile
-      return { ...prepared, answer };
+      return { ...prepared, answer, sentAt: performance.now() };
     };
     const sendUnlessHalted = (prepared: Prepared | undefined): InFlight | undefined => {
       if (prepared && !halted()) return send(prepared);
       unsent(prepared);
       return undefined;
     };
-    let current = sendUnlessHalted(halted() ? undefined : await prepare());
+    let current = sendUnlessHalted(halted() ? undefined : await prepare(batches));
     while (current) {
-      const upcoming = readAhead ? await prepare() : undefined;
+      const upcoming = readAhead ? await prepare(batches) : undefined;
       const { batch: { ok, bad }, body } = current;
       if (bad.length) {
-        await out.errors.writeMany(bad.map((b) => ({ instance: b.echo, error: { code: 3, message: b.message } })));
+        for (const b of bad) await ctx.sink.add(replica.index, [`"instance":${jsonText(b.echo)},`], { code: 3, message: b.message }, 0);
         stats.failed += bad.length;
         for (const b of bad) recordFailure('bad-record', 1, b.message, 3);
       }
       let outcome = current.answer && (await current.answer);
+      let attempts = 1;
       for (let attempt = 1; body && outcome && !outcome.ok && attempt <= spec.retries && !ctx.signal?.aborted; attempt++) {
         const status = await replica.started.status();
         if (!status.running) break;
         await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
         outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
+        attempts += 1;
       }
       if (outcome && !outcome.ok) {
         if (ctx.signal?.aborted) {
@@ -485,12 +501,9 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         stats.successful += ok.length;
       } else if (outcome) {
         const message = outcome.kind === 'http' || outcome.kind === 'timeout' || outcome.kind === 'connection'
-          ? `Post request fails. Cannot get predictions. Error: Exceeded retries: ${outcome.message}, retry=${spec.retries}.`
+          ? exceededRetriesMessage(outcome.message, spec.retries, performance.now() - current.sentAt)
           : outcome.message;
-        const error = JSON.stringify({ code: outcome.code, message });
-        let lines = '';
-        for (const record of ok) lines += `{${echoMember(record, keyed)}"error":${error}}\n`;
-        await out.errors.writeLines(lines, ok.length);
+        await ctx.sink.add(replica.index, ok.map((record) => echoMember(record, keyed)), { code: outcome.code, message }, attempts);
         stats.failed += ok.length;
         recordFailure(outcome.kind, ok.length, message, outcome.code);
       }
@@ -500,7 +513,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         const done = stats.successful + stats.failed;
         ctx.progress(`${done} instances (${stats.failed} failed), ${Math.round(done / ((Date.now() - t0) / 1000))}/s`);
       }
-      current = readAhead ? next : sendUnlessHalted(halted() ? undefined : await prepare());
+      current = readAhead ? next : sendUnlessHalted(halted() ? undefined : await prepare(batches));
     }
   };
 
@@ -508,10 +521,10 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
     await Promise.all(replicas.flatMap((r) => Array.from({ length: spec.maxInFlight }, () => worker(r))));
     if (ctx.signal?.aborted) o.cancelled = true;
     // Whatever was not sent (the job stopped early) is counted, not lost silently.
-    for await (const rest of batches) stats.incomplete += rest.ok.length + rest.bad.length;
+    for (const batches of streams) for await (const rest of batches) stats.incomplete += rest.ok.length + rest.bad.length;
   } finally {
     ctx.transfer({ kind: 'done', of: 'instances' });
-    await Promise.all(writers.flatMap((w) => [w.results.close(), w.errors.close()]));
+    await Promise.all(writers.map((w) => w.results.close()));
   }
 }
 

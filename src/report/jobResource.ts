@@ -2,6 +2,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { emulatorError } from '../errors.js';
 import path from 'node:path';
 import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
+import type { FailedInstancesRecord } from '../staging/failedInstances.js';
 
 /** A phase of the job pipeline with its wall time. */
 export interface PhaseTiming {
@@ -131,6 +132,8 @@ export interface BatchPredictionJobResource {
     /** Highest memory use of any replica (engine stats, about once a second). */
     peakMemoryBytes: number | null;
     failuresByKind: Record<string, { count: number; example: string }>;
+    /** vbe's per-instance failure record (`.vbe/failed-instances.jsonl`) and its first lines; absent when no instance was read. */
+    failedInstances?: FailedInstancesRecord;
     durationMs: number;
     phases: PhaseTiming[];
     outputs: { directory: string; files: string[] };

@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import type { DoctorReport } from '../doctor/runDoctor.js';
 import type { Diagnosis } from '../verdict/jobState.js';
 import { type BatchPredictionJobResource, type RunJobResource, writeJsonAtomic } from './jobResource.js';
+import { formatFailedInstance } from './formatBatchSummary.js';
 
 export type ReportFormat = 'junit' | 'json';
 export interface ReportTarget {
@@ -45,11 +46,18 @@ function jobCases(job: RunJobResource | BatchPredictionJobResource): TestCase[] 
         classname: `vbe.batch-predict.${job.displayName}`,
         name: `${d?.code ?? kind} (${info.count} instance(s))`,
         seconds: 0,
-        failure: { message: `${info.count} instance(s) failed: ${info.example}`, details: d ? diagnosisText([d]) : info.example },
+        failure: { message: `${info.count} instance(s) failed: ${info.example}`, details: `${d ? diagnosisText([d]) : info.example}${failedText(job as BatchPredictionJobResource)}` },
       });
     }
   }
   return cases;
+}
+
+/** The first failed instances (from vbe's record) under a failure's details. */
+function failedText(job: BatchPredictionJobResource): string {
+  const f = job.emulator.failedInstances;
+  if (!f?.count) return '';
+  return `\nfailed instances (${f.count}, all in ${f.file}):${f.examples.map((x) => `\n  ${formatFailedInstance(x)}`).join('')}`;
 }
 
 function doctorCases(report: DoctorReport): TestCase[] {

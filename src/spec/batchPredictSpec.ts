@@ -32,6 +32,11 @@ export interface BatchPredictOptions extends Omit<RunJobOptions, 'modelDir' | 't
   maxInFlight?: number;
   /** Retries of a failed request (Vertex retries 3 times). */
   retries?: number;
+  /**
+   * The display name of the job's Model (a `model` resource, e.g. from a replayed job): the
+   * prediction directory is named for it, as Vertex names it for the model; else the job's.
+   */
+  modelDisplayName?: string;
 }
 
 export interface BatchPredictSpec {
@@ -51,6 +56,9 @@ export interface BatchPredictSpec {
   maxFailedRatio?: number;
   maxInFlight: number;
   retries: number;
+  /** Only jsonl is written (other formats are refused up front). */
+  predictionsFormat: 'jsonl';
+  modelDisplayName?: string;
 }
 
 export const DEFAULT_BATCH_SIZE = 64;
@@ -69,7 +77,8 @@ export async function resolveBatchPredictSpec(options: BatchPredictOptions): Pro
 }
 
 export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchPredictionJobFile, dirs: { cwd: string; specDir: string }): BatchPredictSpec {
-  const { artifactUri, ...common } = options;
+  const { artifactUri, modelDisplayName, ...common } = options;
+  const outputChecks = checkOutputConfig(file, options.output !== undefined);
   const base = mergeRunJobSpec({ ...common, ...(artifactUri ? { modelDir: artifactUri } : {}) }, file, dirs);
   if (base.modelDir && artifactUri) base.modelDir.field = '--artifact-uri';
 
@@ -104,8 +113,11 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
 
   const batchSize = options.batchSize ?? file.manualBatchTuningParameters?.batchSize ?? DEFAULT_BATCH_SIZE;
   checkInteger(batchSize, options.batchSize !== undefined ? '--batch-size' : 'manualBatchTuningParameters.batchSize', 1, 100_000);
-  const replicaCount = options.replicaCount ?? file.dedicatedResources?.startingReplicaCount ?? 1;
-  checkInteger(replicaCount, options.replicaCount !== undefined ? '--replica-count' : 'dedicatedResources.startingReplicaCount', 1, 16);
+  const replicas = chooseReplicaCount(options.replicaCount, file.dedicatedResources);
+  const replicaCount = replicas.count;
+  checkInteger(replicaCount, replicas.field, 1, 16);
+  if (replicas.warning) base.warnings.push(replicas.warning);
+  base.warnings.push(...outputChecks.warnings);
   const maxInFlight = options.maxInFlight ?? 2;
   checkInteger(maxInFlight, '--max-in-flight', 1, 64);
   const retries = options.retries ?? 3;
@@ -135,7 +147,12 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
     outputNaming: options.outputNaming ?? 'results',
     maxInFlight,
     retries,
+    predictionsFormat: 'jsonl',
   };
+  if (modelDisplayName !== undefined) {
+    if (!modelDisplayName.trim()) throw usageError('INVALID_MODEL_DISPLAY_NAME', 'modelDisplayName: an empty name.', 'Give the Model\'s display name, or leave it out to name the output for the job.');
+    spec.modelDisplayName = modelDisplayName;
+  }
   if (!['results', 'predictions'].includes(spec.outputNaming)) {
     throw usageError('INVALID_OUTPUT_NAMING', `--output-naming: "${spec.outputNaming}" is not results or predictions.`, 'Use results (prediction.results-00000-of-00001) or predictions (predictions_00001.jsonl).');
   }
@@ -150,6 +167,54 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
     spec.maxFailedRatio = options.maxFailedRatio;
   }
   return spec;
+}
+
+/**
+ * `dedicatedResources`: startingReplicaCount, else (UNCONFIRMED, the cautious choice) maxReplicaCount:
+ * with only a maximum "Vertex AI decides starting number, not greater than max_replica_count", and a
+ * job must work with any count it picks, so vbe runs the most replicas (idle replicas and
+ * partitioning problems show up), with a warning. `--replica-count` overrides both.
+ */
+function chooseReplicaCount(flag: number | undefined, resources: BatchPredictionJobFile['dedicatedResources']): { count: number; field: string; warning?: string } {
+  if (flag !== undefined) return { count: flag, field: '--replica-count' };
+  if (resources?.startingReplicaCount !== undefined) return { count: resources.startingReplicaCount, field: 'dedicatedResources.startingReplicaCount' };
+  const max = resources?.maxReplicaCount;
+  if (max === undefined || max === 1) return { count: 1, field: 'dedicatedResources.maxReplicaCount' };
+  return {
+    count: max,
+    field: 'dedicatedResources.maxReplicaCount',
+    warning: `dedicatedResources sets maxReplicaCount ${max} without startingReplicaCount: Vertex picks a count up to ${max}; vbe runs ${max} (the most), so the job is checked at the largest split. Set startingReplicaCount (or --replica-count) to choose.`,
+  };
+}
+
+/**
+ * outputConfig beyond gcsDestination: BigQuery output cannot be written locally (exit 2), only
+ * jsonl predictions are written (another predictionsFormat is refused, exit 2), and explanations
+ * are not emulated (a warning).
+ */
+function checkOutputConfig(file: BatchPredictionJobFile, outputFlag: boolean): { warnings: string[] } {
+  const out = file.outputConfig;
+  if (out?.bigqueryDestination !== undefined && !outputFlag) {
+    throw usageError(
+      'BIGQUERY_OUTPUT_NOT_AVAILABLE',
+      'outputConfig.bigqueryDestination: BigQuery output is not available locally; vbe writes prediction files.',
+      'Give a local or gs:// output with --output (or outputConfig.gcsDestination.outputUriPrefix), and read the jsonl predictions from outputInfo.gcsOutputDirectory.',
+    );
+  }
+  const format = out?.predictionsFormat;
+  if (format !== undefined && format !== 'jsonl') {
+    throw usageError(
+      'PREDICTIONS_FORMAT_NOT_EMULATED',
+      `outputConfig.predictionsFormat: "${format}" is not emulated; vbe writes custom-container predictions as jsonl only${format === 'bigquery' ? ' (BigQuery output is not available locally)' : ''}.`,
+      'Set outputConfig.predictionsFormat to "jsonl" (or leave it out).',
+    );
+  }
+  const warnings: string[] = [];
+  const f = file as { generateExplanation?: unknown; explanationSpec?: unknown };
+  if (f.generateExplanation === true || f.explanationSpec !== undefined) {
+    warnings.push('generateExplanation / explanationSpec: explanations are not emulated; the output lines carry predictions only (no "explanation").');
+  }
+  return { warnings };
 }
 
 function parseParameters(value: unknown): unknown {

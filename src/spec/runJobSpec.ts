@@ -274,7 +274,7 @@ function mergeEnv(specEnv: ReadonlyArray<{ name: string; value: string }>, flags
   return merged;
 }
 
-function checkEnvName(name: string, field: string): void {
+export function checkEnvName(name: string, field: string): void {
   if (!envName.test(name)) {
     throw usageError('INVALID_ENV', `${field}: "${name}" is not a valid environment variable name.`, 'Use letters, digits and underscores, not starting with a digit.');
   }

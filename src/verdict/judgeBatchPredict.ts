@@ -68,6 +68,8 @@ export function diagnoseBatchPredict(o: BatchObservation): Diagnosis[] {
   if (imageProblem) return [imageProblem];
   if (o.cancelled) return [{ code: 'CANCELLED', severity: 'info', message: 'The job was cancelled; instances not yet answered are counted as incomplete.' }];
   const out: Diagnosis[] = [];
+  const allFailed = allInstancesFailed(o);
+  if (allFailed) out.push(allFailed);
   const s = o.startup;
   if (s?.outcome === 'exited') {
     if (s.exitCode === 0 && !s.oomKilled) {
@@ -130,12 +132,41 @@ export function diagnoseBatchPredict(o: BatchObservation): Diagnosis[] {
   return out;
 }
 
+/**
+ * A job in which every instance failed ends as Vertex would (SUCCEEDED, unless --max-failed-ratio),
+ * but the summary leads with this warning, so that a green CI run is not read as a working server.
+ */
+function allInstancesFailed(o: BatchObservation): Diagnosis | undefined {
+  if (o.cancelled || o.stats.successful > 0 || o.stats.failed === 0 || o.died) return undefined;
+  const [kind, top] = (Object.entries(o.failuresByKind) as Array<[FailureKind, { count: number; example: string }]>).sort((a, b) => b[1].count - a[1].count)[0] ?? [];
+  return {
+    code: 'ALL_INSTANCES_FAILED',
+    severity: 'warning',
+    message: `All ${o.stats.failed} instance(s) failed; not one prediction was written.${top ? ` Most common (${top.count} instance(s), ${kind}): ${top.example}` : ''}`,
+    fix: 'Read .vbe/failed-instances.jsonl and the server log. In CI, pass --max-failed-ratio 0 to make any failed instance fail the job.',
+    ...(top ? { evidence: [top.example] } : {}),
+  };
+}
+
 function diagnoseNeverReady(o: BatchObservation, s: Extract<NonNullable<BatchObservation['startup']>, { outcome: 'never-ready' }>): Diagnosis[] {
   const out: Diagnosis[] = [];
   const listeners = s.listeners;
   const evidence = [`GET ${o.healthRoute} on port ${o.port}: ${s.lastHealth}`];
   if (listeners) evidence.push(`listening inside the container: ${listeners.length ? listeners.map((l) => `${l.address}:${l.port}`).join(', ') : 'nothing'}`);
   const onPort = listeners?.filter((l) => l.port === o.port) ?? [];
+  const crash = o.logSignals.find((x) => x.kind === 'worker-crashed');
+  const unanswered = !/^HTTP \d+/.test(s.lastHealth);
+  if (crash && (!listeners || listeners.length === 0 || (onPort.length > 0 && unanswered))) {
+    // The parent process stays up (it may even hold the socket), but the worker that would answer died.
+    out.push({
+      code: 'SERVER_WORKER_CRASHED',
+      severity: 'error',
+      message: `The server's process stayed up, but its worker crashed (a traceback is in the log), so nothing answered GET ${o.healthRoute}.`,
+      fix: 'Read the log tail: fix the error in the worker (often an import or model-loading error in the app module); gunicorn/uvicorn keep the parent running when a worker dies.',
+      evidence: [...evidence, `log: ${crash.line}`, ...o.logTail.slice(-12)],
+    });
+    return out;
+  }
   if (listeners && listeners.length === 0) {
     out.push({ code: 'NOT_LISTENING', severity: 'error', message: 'Nothing in the container listens on any TCP port.', fix: `Start the HTTP server in the foreground on 0.0.0.0:${o.port} (read the port from AIP_HTTP_PORT).`, evidence });
   } else if (listeners && onPort.length > 0 && onPort.every((l) => isLoopback(l.address))) {

@@ -7,7 +7,9 @@ export type LogSignal =
   | { kind: 'missing-shared-library'; library: string; line: string }
   | { kind: 'permission-denied'; path: string; line: string }
   | { kind: 'exec-format-error'; line: string }
-  | { kind: 'server-listening'; line: string };
+  | { kind: 'server-listening'; line: string }
+  /** A Python traceback or a WSGI/ASGI worker's death: a worker can crash while its parent process stays up. */
+  | { kind: 'worker-crashed'; line: string };
 
 const missingFilePatterns = [
   /No such file or directory: '([^']+)'/, // Python FileNotFoundError
@@ -19,10 +21,11 @@ const missingFilePatterns = [
 const sharedLibrary = /([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file/;
 const permissionPatterns = [/Permission denied: '([^']+)'/, /can't create '([^']+)': Permission denied/, /open ([^\s:]+): permission denied/, /EACCES: permission denied, open '([^']+)'/];
 const execFormat = /exec format error/i;
+const workerCrash = /^(Traceback \(most recent call last\):|Process SpawnProcess-\d+:)|Exception in worker process|Worker failed to boot|Worker \(pid:\d+\) (exited with code|was sent SIG)|Child process \[\d+\] died/;
 const listening = /(Running on https?:\/\/|Uvicorn running on|Listening (?:on|at) |Serving HTTP on|server (?:started|listening) on port)/i;
 
 /** One cheap test first: most log lines mention none of the failures. */
-const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)/i;
+const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)|raceback|orker|pawnProcess|hild process/i;
 
 export function scanLogLine(line: string): LogSignal | undefined {
   if (!anyHint.test(line)) return undefined;
@@ -37,6 +40,7 @@ export function scanLogLine(line: string): LogSignal | undefined {
     if (m) return { kind: 'permission-denied', path: m[1]!, line };
   }
   if (execFormat.test(line)) return { kind: 'exec-format-error', line };
+  if (workerCrash.test(line.replace(/^\[[^\]]*\] (\[\d+\] )?(\[\w+\] )?/, ''))) return { kind: 'worker-crashed', line };
   if (listening.test(line)) return { kind: 'server-listening', line };
   return undefined;
 }

@@ -2,7 +2,7 @@ import { readFile, readdir, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchPredict, type BatchPredictOptions, encodeTfRecord } from '../../src/index.js';
+import { batchPredict, type BatchPredictOptions, encodeTfRecord, readPredictions } from '../../src/index.js';
 import type { TransferProgress } from '../../src/jobs/transferProgress.js';
 import { buildContext, labelled, PYTHON_BASE, ROOT, runVbe, tempDir } from '../helpers/engine.js';
 
@@ -25,7 +25,12 @@ describe('vbe batch-predict against real model servers', () => {
 
   const run = (options: BatchPredictOptions) => batchPredict({ image: IMAGE, pull: 'never', instancesFormat: 'jsonl', inputs: [jsonl], ...options });
   const results = (job: { outputInfo: { outputDirectory: string } }, name = 'prediction.results-00000-of-00001') => lines(path.join(job.outputInfo.outputDirectory, name));
-  const errors = (job: { outputInfo: { outputDirectory: string } }, name = 'prediction.errors_stats-00000-of-00001') => lines(path.join(job.outputInfo.outputDirectory, name));
+  // Failed instances, one per line, from vbe's record (errors_stats holds only counts per message, as on Vertex).
+  const errors = async (job: { outputInfo: { outputDirectory: string } }) => {
+    const out: Array<Record<string, any>> = [];
+    for await (const line of readPredictions(job, { errors: true })) out.push(line);
+    return out;
+  };
 
   it('feeds jsonl batches to the cloud routes with the full AIP_* environment, and writes Vertex output files', async () => {
     const artifact = path.join(work, 'model');
@@ -69,7 +74,9 @@ describe('vbe batch-predict against real model servers', () => {
     const arrays = await run({ instancesFormat: 'csv', inputs: [csv], output: path.join(work, 'out-csv') });
     expect((await results(arrays)).map((l) => l.instance)).toEqual([['alice', 30, 1.5], ['bob', '41', 2]]);
     const objects = await run({ instancesFormat: 'csv', inputs: [csv], output: path.join(work, 'out-csv-obj'), instanceType: 'object', excludedFields: ['score'] });
-    expect((await results(objects)).map((l) => l.instance)).toEqual([{ name: 'alice', age: 30 }, { name: 'bob', age: '41' }]);
+    // excludedFields: not sent, but the output's instance is the whole record (no keyField).
+    expect((await results(objects)).map((l) => l.instance)).toEqual([{ name: 'alice', age: 30, score: 1.5 }, { name: 'bob', age: '41', score: 2 }]);
+    expect((await results(objects)).map((l) => l.prediction.instance)).toEqual([{ name: 'alice', age: 30 }, { name: 'bob', age: '41' }]);
   });
 
   it('file-list: each gs:// file goes as {"b64"} and the output instance is its URI', async () => {

@@ -200,7 +200,7 @@ describe('reliability: hostile containers, faults and concurrency', () => {
       const job = await batchPredict({ image: SERVER, pull: 'never', inputs: [jsonl, empty], instancesFormat: 'jsonl', output: path.join(work, 'mixed') });
       expect(job.state).toBe('JOB_STATE_SUCCEEDED');
       expect(job.completionStats).toEqual({ successfulCount: '2', failedCount: '2', incompleteCount: '0' });
-      const errors = (await readFile(path.join(job.outputInfo.outputDirectory, 'prediction.errors_stats-00000-of-00001'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      const errors = (await readFile(path.join(job.outputInfo.outputDirectory, '.vbe/failed-instances.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
       expect(errors.map((e) => e.error.message)).toEqual(['mixed.jsonl: Line 2 is not valid UTF-8.', expect.stringMatching(/^mixed\.jsonl: Line 3 is longer than 33554432 bytes/)]);
 
       const csv = path.join(work, 'ragged.csv');

@@ -10,6 +10,8 @@ export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(ROOT, 'dist/cli/main.js');
 export const BUSYBOX = 'vbe-local/busybox:latest';
 export const PYTHON_BASE = 'vbe-local/python-base:bookworm';
+/** python-base + Debian's FastAPI, uvicorn, gunicorn and Flask (docker/build-test-images.sh). */
+export const PYTHON_WEB = 'vbe-local/python-web:bookworm';
 
 export async function tempDir(prefix = 'vbe-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));

@@ -16,7 +16,7 @@ export default function setup(): () => void {
   } catch {
     throw new Error('No Docker engine answers. Run `bash docker/setup-engine.sh` (or start Docker), then `npm test` again.');
   }
-  for (const image of ['vbe-local/busybox:latest', 'vbe-local/python-base:bookworm']) {
+  for (const image of ['vbe-local/busybox:latest', 'vbe-local/python-base:bookworm', 'vbe-local/python-web:bookworm']) {
     try {
       execFileSync('docker', ['image', 'inspect', image], { stdio: 'pipe' });
     } catch {

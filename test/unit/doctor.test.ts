@@ -47,7 +47,7 @@ describe('static checks', () => {
   it('guesses the contract from EXPOSE and the command', () => {
     expect(guessContract({ ...image, cmd: ['uvicorn', 'app:app'] }).contract).toBe('server');
     expect(guessContract({ ...image, exposedPorts: ['8080/tcp'] }).contract).toBe('server');
-    expect(guessContract(image)).toEqual({ contract: 'files', reasons: ['no exposed port and no server program in its command'] });
+    expect(guessContract(image)).toEqual({ contract: 'files', sure: true, reasons: ['no exposed port and no server program in its command'] });
   });
 });
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { applyInstanceConfig, csvCell, csvRowToInstance, type InstanceRecord } from '../../src/instances/convertInstance.js';
+import { applyInstanceConfig, BadCsvCell, csvCell, csvRowToInstance, type InstanceRecord } from '../../src/instances/convertInstance.js';
 import { type Line, lines, LineSplitter, readInstances, type ReadableFormat } from '../../src/instances/readInstances.js';
 import { encodeTfRecord, maskedCrc32c } from '../../src/instances/tfRecord.js';
 import { mergeBatchPredictSpec } from '../../src/spec/batchPredictSpec.js';
@@ -50,8 +50,25 @@ describe('instanceConfig rules', () => {
     expect(applyInstanceConfig(row, { includedFields: ['zz'] })).toMatchObject({ ok: false, message: expect.stringContaining('"zz"') });
     expect(applyInstanceConfig([1], { keyField: 'id' })).toMatchObject({ ok: false });
   });
-  it('csv cells: quoted strings stay strings, unquoted numbers become numbers', () => {
-    expect([csvCell('12', false), csvCell('12', true), csvCell('-1.5e3', false), csvCell('abc', false), csvCell('', false)]).toEqual([12, '12', -1500, 'abc', '']);
+  it('csv cells: quoted strings stay strings, unquoted numbers become numbers, anything else is a bad cell (as Vertex reads CSV)', () => {
+    expect([csvCell('12', false), csvCell('12', true), csvCell('-1.5e3', false), csvCell('', true)]).toEqual([12, '12', -1500, '']);
+    expect(csvCell('abc', false)).toEqual(new BadCsvCell('abc', 'not-a-number'));
+    expect(csvCell('', false)).toEqual(new BadCsvCell('', 'not-a-number'));
+    expect(csvCell('two\nlines', true)).toEqual(new BadCsvCell('two\nlines', 'newline'));
+  });
+  it('csv rows with an unquoted string or a newline are failed instances naming the row and the cell', () => {
+    expect(csvRowToInstance([csvCell('bob', false), 41], ['name', 'age'], {}, 3)).toEqual({
+      ok: false,
+      echo: ['bob', 41],
+      message: 'CSV row at line 3, column 1 ("name"): the unquoted cell "bob" is not a number; Vertex reads unquoted CSV cells as floating point numbers. Enclose strings in double quotation marks.',
+    });
+    expect(csvRowToInstance(['a', csvCell('x\ny', true)], ['n', 'v'], {}, 7)).toMatchObject({ ok: false, message: 'CSV row at line 7, column 2 ("v"): the cell contains a newline, which Vertex does not accept in CSV input.' });
+  });
+  it('excludedFields: the excluded fields are not sent, but the output instance is the whole record (no keyField)', () => {
+    expect(csvRowToInstance(['a', 1, 2], ['n', 'v', 'w'], { excludedFields: ['w'] })).toEqual({ ok: true, instance: ['a', 1], echo: ['a', 1, 2] });
+    expect(csvRowToInstance(['a', 1, 2], ['n', 'v', 'w'], { excludedFields: ['w'], instanceType: 'object' })).toEqual({ ok: true, instance: { n: 'a', v: 1 }, echo: { n: 'a', v: 1, w: 2 } });
+    expect(applyInstanceConfig({ a: 1, b: 2 }, { excludedFields: ['b'] })).toEqual({ ok: true, instance: { a: 1 }, echo: { a: 1, b: 2 } });
+    expect(applyInstanceConfig({ a: 1, b: 2, k: 9 }, { excludedFields: ['b'], keyField: 'k' })).toEqual({ ok: true, instance: { a: 1 }, echo: { a: 1 }, key: 9 });
   });
   it('csv rows: arrays by default, objects by header on request, ragged rows are error records', () => {
     expect(csvRowToInstance(['a', 1], ['n', 'v'], {})).toMatchObject({ ok: true, instance: ['a', 1] });

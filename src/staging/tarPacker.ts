@@ -237,11 +237,16 @@ function readInto(hostPath: string, buffer: Buffer, at: number, length: number, 
 
 /** Directory entries for each level of each writable dir: 0755 on the way, 0777 at the end. */
 function directoryEntries(writableDirs: readonly string[]): Buffer {
-  const names: Array<{ name: string; mode: number }> = [];
+  // Each directory once, parents first; one that is itself writable stays 0777 when it is also another's parent.
+  const modes = new Map<string, number>();
   for (const dir of writableDirs) {
     const parts = dir.replace(/^\/+|\/+$/g, '').split('/');
-    for (let i = 1; i <= parts.length; i++) names.push({ name: `${parts.slice(0, i).join('/')}/`, mode: i === parts.length ? 0o777 : 0o755 });
+    for (let i = 1; i <= parts.length; i++) {
+      const name = `${parts.slice(0, i).join('/')}/`;
+      modes.set(name, i === parts.length ? 0o777 : (modes.get(name) ?? 0o755));
+    }
   }
+  const names = [...modes].map(([name, mode]) => ({ name, mode }));
   const buffer = Buffer.alloc(names.reduce((n, d) => n + headerBytes(d.name), 0));
   const mtime = Math.floor(Date.now() / 1000);
   let offset = 0;

@@ -7,7 +7,9 @@ export type LogSignal =
   | { kind: 'missing-shared-library'; library: string; line: string }
   | { kind: 'permission-denied'; path: string; line: string }
   | { kind: 'exec-format-error'; line: string }
-  | { kind: 'server-listening'; line: string };
+  | { kind: 'server-listening'; line: string }
+  /** A source line (as a Python traceback shows it) that opens a file for writing: the next "no such file" is a write. */
+  | { kind: 'open-for-write'; line: string };
 
 const missingFilePatterns = [
   /No such file or directory: '([^']+)'/, // Python FileNotFoundError
@@ -19,10 +21,12 @@ const missingFilePatterns = [
 const sharedLibrary = /([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file/;
 const permissionPatterns = [/Permission denied: '([^']+)'/, /can't create '([^']+)': Permission denied/, /open ([^\s:]+): permission denied/, /EACCES: permission denied, open '([^']+)'/];
 const execFormat = /exec format error/i;
+/** open(..., 'w' / "wb" / mode="a" ...), and the common writers of Python data libraries. */
+const openForWrite = /\bopen\(.*,\s*(?:mode\s*=\s*)?['"][wax]b?\+?['"]|\.(?:to_csv|to_parquet|to_json|savefig|save_model|save)\(|\b(?:joblib|pickle)\.dump\(|\bnp\.save[tz]?\(/;
 const listening = /(Running on https?:\/\/|Uvicorn running on|Listening (?:on|at) |Serving HTTP on|server (?:started|listening) on port)/i;
 
 /** One cheap test first: most log lines mention none of the failures. */
-const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)/i;
+const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)|open\(|save|\.to_|dump\(/i;
 
 export function scanLogLine(line: string): LogSignal | undefined {
   if (!anyHint.test(line)) return undefined;
@@ -38,5 +42,6 @@ export function scanLogLine(line: string): LogSignal | undefined {
   }
   if (execFormat.test(line)) return { kind: 'exec-format-error', line };
   if (listening.test(line)) return { kind: 'server-listening', line };
+  if (openForWrite.test(line)) return { kind: 'open-for-write', line };
   return undefined;
 }

@@ -79,7 +79,8 @@ export async function resolveGcsBuckets(
   }
   return {
     buckets: names,
-    group: { hostRoot: gcsRoot, containerDir: GCS_MOUNT, entries, field: '--gcs-root' },
+    // Objects are writable by any user, as through a Cloud Storage FUSE mount.
+    group: { hostRoot: gcsRoot, containerDir: GCS_MOUNT, entries, field: '--gcs-root', fileMode: 0o666 },
     manifest,
     writableDirs: [...dirs].sort(),
     fileCount: entries.length,

@@ -47,6 +47,8 @@ export interface StagingGroup {
   entries: StagingEntry[];
   /** The flag or spec field the files came from, for error messages. */
   field?: string;
+  /** Permission bits of the staged files (default 0644, plus the source's execute bits). */
+  fileMode?: number;
 }
 
 export interface ResolvedInputs {

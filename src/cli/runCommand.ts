@@ -39,6 +39,7 @@ interface RunFlags {
   contract?: JobFlavour;
   expectOutput?: boolean;
   gcsBucket?: string[];
+  gcsStage?: 'buckets' | 'inputs';
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -105,6 +106,7 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   if (flags.contract) options.contract = flags.contract;
   if (flags.expectOutput) options.expectOutput = true;
   if (flags.gcsBucket?.length) options.gcsBuckets = flags.gcsBucket;
+  if (flags.gcsStage) options.gcsStage = flags.gcsStage;
   return options;
 }
 
@@ -127,6 +129,7 @@ export function runCommand(context: CliContext): Command {
     .option('--input <path...>', 'input files: paths, directories, globs or gs:// URIs (repeatable; optional for a CustomJob)')
     .option('--output <dir>', 'where outputs are copied back (a directory, or gs:// mapped under --gcs-root; a CustomJob baseOutputDirectory)')
     .option('--expect-output', 'a CustomJob that exits 0 without writing anything FAILS (for CI; Vertex calls it SUCCEEDED)')
+    .addOption(new Option('--gcs-stage <what>', 'what of the named buckets is copied to /gcs: buckets (whole, as Vertex shows them; default) or inputs (only the gs:// inputs: faster for big buckets)').choices(['buckets', 'inputs']))
     .option('--gcs-bucket <name...>', 'also stage this bucket of --gcs-root whole at /gcs/<name> (the buckets the job names always are)')
     .option('--machine-type <type>', 'Vertex machine type: sets CPU and memory limits (default n1-standard-4)')
     .option('--env <NAME=VALUE...>', 'environment variable for the container (repeatable; AIP_* is reserved)')

@@ -14,7 +14,7 @@ import { GCS_MOUNT, parseGcsUri } from '../spec/gcsUri.js';
 import { DEFAULT_RUNS_DIR, type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
 import { type CollectionResult, collectOutputs } from '../staging/collectOutputs.js';
 import { collectGcsChanges, type GcsChanges } from '../staging/collectGcsChanges.js';
-import { namedBuckets, resolveGcsBuckets } from '../staging/gcsBuckets.js';
+import { gcsInputsOnly, namedBuckets, resolveGcsBuckets } from '../staging/gcsBuckets.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
@@ -77,11 +77,12 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     // shows it), but the output prefix, which starts empty.
     const outputLocation = output.gcsUri ? parseGcsUri(output.gcsUri, spec.output.field) : undefined;
     const outputPrefix = outputLocation ? [outputLocation.bucket, outputLocation.objectPath.replace(/\/+$/, '')].filter(Boolean).join('/') : undefined;
-    const buckets = await resolveGcsBuckets(
-      namedBuckets({ inputs: spec.inputs, modelDir: spec.modelDir, output: spec.output, extra: spec.extraBuckets }),
-      spec.gcsRoot,
-      outputPrefix ? [outputPrefix] : [],
-    );
+    const named = namedBuckets({ inputs: spec.inputs, modelDir: spec.modelDir, output: spec.output, extra: spec.extraBuckets });
+    const excluded = outputPrefix ? [outputPrefix] : [];
+    const buckets =
+      spec.gcsStage === 'inputs'
+        ? gcsInputsOnly(named, [...inputs.groups, ...(model?.groups ?? [])], excluded)
+        : await resolveGcsBuckets(named, spec.gcsRoot, excluded);
     return { spec, inputs, model, output, buckets };
   });
   const recordDir = path.join(output.hostDir, RECORD_DIR_NAME);

@@ -57,6 +57,8 @@ export interface RunJobOptions {
   expectOutput?: boolean;
   /** More buckets under the gcs root to stage whole at /gcs/<bucket> (the job's own buckets always are). */
   gcsBuckets?: string[];
+  /** What of the named buckets is copied in: 'buckets' (whole, as FUSE shows them; default) or 'inputs' (only the gs:// inputs and model: faster for big buckets). */
+  gcsStage?: 'buckets' | 'inputs';
   /** The container's network: 'bridge' (default, like a Vertex replica) or 'none' (hermetic). */
   network?: 'bridge' | 'none';
   /** Run CPU-only even when the machine spec asks for accelerators. */
@@ -83,6 +85,7 @@ export interface RunJobSpec {
   baseOutputDirectory?: string;
   /** Buckets named with --gcs-bucket, staged whole beside the job's own. */
   extraBuckets: string[];
+  gcsStage: 'buckets' | 'inputs';
   /** Worker pools of the spec that are not run (only workerpool0 is). */
   skippedPools: number;
   displayName: string;
@@ -247,6 +250,7 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     flavour,
     expectOutput: options.expectOutput === true,
     extraBuckets,
+    gcsStage: options.gcsStage ?? 'buckets',
     skippedPools,
     displayName: options.displayName ?? file.displayName ?? defaultDisplayName(imageUri),
     imageUri,
@@ -266,6 +270,9 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     network: options.network ?? 'bridge',
     warnings,
   };
+  if (!['buckets', 'inputs'].includes(spec.gcsStage)) {
+    throw usageError('INVALID_GCS_STAGE', `--gcs-stage: "${spec.gcsStage}" is not buckets or inputs.`, 'Use --gcs-stage buckets (default) or --gcs-stage inputs.');
+  }
   if (!['bridge', 'none'].includes(spec.network)) {
     throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
   }

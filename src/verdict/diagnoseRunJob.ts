@@ -106,11 +106,11 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
       message: !underGcs
         ? `The container tried to read ${signal.path}, which exists nowhere: it is not a staged input, nor in the image, nor written by the job.`
         : bucketStaged
-          ? `The container tried to read ${signal.path}, which exists nowhere: gs://${object} is not in the Cloud Storage root and the job did not write it.`
+          ? `The container tried to read ${signal.path}, which exists nowhere: gs://${object} was not in the staged bucket and the job did not write it.`
           : `The container tried to read ${signal.path}, but the bucket ${bucket} was not staged (vbe stages the buckets the job names).`,
       fix: underGcs
         ? bucketStaged
-          ? `Put the object at <gcs-root>/${object}, or fix the path${inputs}.`
+          ? `Put the object at <gcs-root>/${object} (with --gcs-stage inputs only the inputs are copied: use --gcs-stage buckets), or fix the path${inputs}.`
           : `Name the bucket with --gcs-bucket ${bucket} (its directory under --gcs-root is then staged whole), or fix the path.`
         : o.stagedInputPaths.length > 0
           ? `Read the input paths from AIP_BATCH_INPUT_URIS (comma-separated) instead of a fixed path${inputs}.`

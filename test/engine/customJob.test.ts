@@ -130,6 +130,25 @@ describe('vbe run as a Vertex CustomJob (real engine)', () => {
     expect((await stat(path.join(gcsRoot, 'data-bkt/inputs/a.jsonl'))).mtimeMs).toBe(before.mtimeMs);
   });
 
+  it('--gcs-stage inputs copies only the inputs: another object is INPUT_NOT_STAGED, writes still come back', async () => {
+    const gcsRoot = path.join(work, 'gcs-inputs-only');
+    await put(path.join(gcsRoot, 'data-bkt/inputs/a.jsonl'), '{"id":1}\n');
+    await put(path.join(gcsRoot, 'data-bkt/lookup/table.csv'), 'k,v\n');
+    const job = await runJob({
+      image: BUSYBOX,
+      inputs: ['gs://data-bkt/inputs/a.jsonl'],
+      output: 'gs://out-bkt/preds',
+      gcsRoot,
+      gcsStage: 'inputs',
+      maxRestarts: 0,
+      ...sh('cp $AIP_BATCH_INPUT_URIS "$AIP_BATCH_OUTPUT_DIR/" && echo s > /gcs/data-bkt/inputs/side.txt && cat /gcs/data-bkt/lookup/table.csv'),
+    });
+    expect(job.emulator.gcs).toMatchObject({ staged: { fileCount: 1 }, writtenCount: 1 });
+    expect(await readFile(path.join(gcsRoot, 'data-bkt/inputs/side.txt'), 'utf8')).toBe('s\n');
+    expect(job.state).toBe('JOB_STATE_FAILED');
+    expect(job.emulator.diagnoses[0]).toMatchObject({ code: 'INPUT_NOT_STAGED', fix: expect.stringContaining('--gcs-stage buckets') });
+  });
+
   it('Vertex restarts by default: exit 139 then 0 SUCCEEDS with two attempts, /gcs state persisting between them; --max-restarts 0 turns it off', async () => {
     const gcsRoot = path.join(work, 'gcs-restart');
     await mkdir(path.join(gcsRoot, 'ckpt-bkt'), { recursive: true });
@@ -164,6 +183,6 @@ describe('vbe run as a Vertex CustomJob (real engine)', () => {
     expect(reader.state).toBe('JOB_STATE_FAILED');
     const [missing] = reader.emulator.diagnoses;
     expect(missing).toMatchObject({ code: 'INPUT_NOT_STAGED', severity: 'error' });
-    expect(missing!.message).toContain('gs://code-bkt/data/missing.csv is not in the Cloud Storage root');
+    expect(missing!.message).toContain('gs://code-bkt/data/missing.csv was not in the staged bucket');
   });
 });

@@ -105,7 +105,7 @@ describe('diagnoseRunJob', () => {
     const read = [signal("FileNotFoundError: [Errno 2] No such file or directory: '/gcs/b/data/x.csv'")];
     expect(codes({ exitCode: 1, logSignals: read, existingPaths: ['/gcs/b/data/x.csv'] })).toEqual(['NONZERO_EXIT']);
     const [missing] = diagnoseRunJob({ ...ok, exitCode: 1, logSignals: read, stagedBuckets: ['b'] });
-    expect(missing).toMatchObject({ code: 'INPUT_NOT_STAGED', message: expect.stringContaining('gs://b/data/x.csv is not in the Cloud Storage root') });
+    expect(missing).toMatchObject({ code: 'INPUT_NOT_STAGED', message: expect.stringContaining('gs://b/data/x.csv was not in the staged bucket') });
     const [unstaged] = diagnoseRunJob({ ...ok, exitCode: 1, logSignals: read, stagedBuckets: [] });
     expect(unstaged!.fix).toContain('--gcs-bucket b');
   });

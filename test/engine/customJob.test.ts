@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runJob } from '../../src/index.js';
 import type { RunJobResource } from '../../src/report/jobResource.js';
 import { BUSYBOX, buildImage, labelled, PYTHON_BASE, runVbe, tempDir } from '../helpers/engine.js';
+import { startFakeGcs } from '../helpers/fakeGcsServer.js';
 
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
 
@@ -148,6 +149,24 @@ describe('vbe run as a Vertex CustomJob (real engine)', () => {
     expect(job.state).toBe('JOB_STATE_FAILED');
     expect(job.emulator.diagnoses[0]).toMatchObject({ code: 'INPUT_NOT_STAGED', fix: expect.stringContaining('--gcs-stage buckets') });
   });
+
+  it('with --gcs real, what a CustomJob writes under /gcs outside its output prefix is uploaded too', async () => {
+    const gcs = await startFakeGcs();
+    try {
+      const result = await runVbe(
+        ['run', '--gcs', 'real', '--contract', 'custom-job', '--image', BUSYBOX, '--output', 'gs://out-bucket/base', '--json', '--no-progress',
+          '--command', 'sh', '--command', '-c', '--command', 'mkdir -p /gcs/out-bucket/base/model /gcs/out-bucket/side && echo m > /gcs/out-bucket/base/model/m.bin && echo s > /gcs/out-bucket/side/s.txt'],
+        { STORAGE_EMULATOR_HOST: gcs.endpoint },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const job = JSON.parse(result.stdout) as RunJobResource;
+      expect(gcs.names('out-bucket')).toEqual(['base/model/m.bin', 'side/s.txt']);
+      expect(gcs.get('out-bucket', 'side/s.txt')!.toString()).toBe('s\n');
+      expect(job.emulator.cloudStorage).toMatchObject({ uploaded: { objects: 2 } });
+    } finally {
+      await gcs.close();
+    }
+  }, 120_000);
 
   it('Vertex restarts by default: exit 139 then 0 SUCCEEDS with two attempts, /gcs state persisting between them; --max-restarts 0 turns it off', async () => {
     const gcsRoot = path.join(work, 'gcs-restart');

@@ -4,7 +4,7 @@ import type { TransferListener } from '../jobs/transferProgress.js';
 import { formatRunSummary } from '../report/formatRunSummary.js';
 import { usageError } from '../errors.js';
 import { parseSizeBytes } from '../spec/parseSize.js';
-import { PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
+import { JOB_FLAVOURS, type JobFlavour, PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
@@ -36,6 +36,10 @@ interface RunFlags {
   restartExitCodes?: string;
   network?: 'bridge' | 'none';
   report?: string[];
+  contract?: JobFlavour;
+  expectOutput?: boolean;
+  gcsBucket?: string[];
+  gcsStage?: 'buckets' | 'inputs';
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -95,8 +99,14 @@ export function toRunJobOptions(flags: RunFlags): RunJobOptions {
   if (flags.maxRestarts !== undefined) options.maxRestarts = wholeNumber(flags.maxRestarts, '--max-restarts');
   if (flags.restartExitCodes !== undefined) {
     options.restartExitCodes =
-      flags.restartExitCodes === 'vertex' ? 'vertex' : flags.restartExitCodes.split(',').map((c) => wholeNumber(c.trim(), '--restart-exit-codes'));
+      flags.restartExitCodes === 'vertex' || flags.restartExitCodes === 'any'
+        ? flags.restartExitCodes
+        : flags.restartExitCodes.split(',').map((c) => wholeNumber(c.trim(), '--restart-exit-codes'));
   }
+  if (flags.contract) options.contract = flags.contract;
+  if (flags.expectOutput) options.expectOutput = true;
+  if (flags.gcsBucket?.length) options.gcsBuckets = flags.gcsBucket;
+  if (flags.gcsStage) options.gcsStage = flags.gcsStage;
   return options;
 }
 
@@ -113,10 +123,14 @@ export function cliJobHooks(context: CliContext, flags: { quiet?: boolean }, onT
 
 export function runCommand(context: CliContext): Command {
   return new Command('run')
-    .description('Run a batch job under the file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR, run to completion) and judge it as Vertex AI would.')
+    .description('Run a run-to-completion container as a Vertex CustomJob, or under the batch file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR), and judge it as Vertex AI would.')
     .option('--image <ref>', 'container image (containerSpec.imageUri)')
-    .option('--input <path...>', 'input files: paths, directories, globs or gs:// URIs (repeatable)')
-    .option('--output <dir>', 'where outputs are copied back (a directory, or gs:// mapped under --gcs-root)')
+    .addOption(new Option('--contract <flavour>', 'custom-job (Vertex CustomJob: inputs optional, exit 0 is SUCCEEDED) or batch-files (exit 0 without outputs FAILS); default: custom-job for a jobSpec spec or a job without inputs').choices([...JOB_FLAVOURS]))
+    .option('--input <path...>', 'input files: paths, directories, globs or gs:// URIs (repeatable; optional for a CustomJob)')
+    .option('--output <dir>', 'where outputs are copied back (a directory, or gs:// mapped under --gcs-root; a CustomJob baseOutputDirectory)')
+    .option('--expect-output', 'a CustomJob that exits 0 without writing anything FAILS (for CI; Vertex calls it SUCCEEDED)')
+    .addOption(new Option('--gcs-stage <what>', 'what of the named buckets is copied to /gcs: buckets (whole, as Vertex shows them; default) or inputs (only the gs:// inputs: faster for big buckets)').choices(['buckets', 'inputs']))
+    .option('--gcs-bucket <name...>', 'also stage this bucket of --gcs-root whole at /gcs/<name> (the buckets the job names always are)')
     .option('--machine-type <type>', 'Vertex machine type: sets CPU and memory limits (default n1-standard-4)')
     .option('--env <NAME=VALUE...>', 'environment variable for the container (repeatable; AIP_* is reserved)')
     .option('--command <part>', 'replace the image ENTRYPOINT (repeat, or a JSON array)', collectParts('--command'))
@@ -133,8 +147,8 @@ export function runCommand(context: CliContext): Command {
     .option('--secret-env <NAME...>', 'secret environment variable, NAME=VALUE or NAME (value taken from your environment); its value is masked everywhere')
     .option('--no-gpu', 'run CPU-only even when the machine spec asks for accelerators')
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
-    .option('--max-restarts <n>', 'restart a replica that exits non-zero up to n times (default 0)')
-    .option('--restart-exit-codes <codes>', "which exits are restarted: a list such as 134,139, or 'vertex' (134,139); default any non-zero")
+    .option('--max-restarts <n>', 'restart a replica that exits with a restarted code up to n times, as Vertex (default 3; 0 turns restarts off)')
+    .option('--restart-exit-codes <codes>', "which exits are restarted: 'vertex' (6,11,134,139: SIGABRT, SIGSEGV; default), 'any' non-zero, or a list such as 1,134")
     .addOption(new Option('--network <mode>', 'container network: bridge (default, like Vertex) or none (hermetic)').choices(['bridge', 'none']))
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--quiet', "do not stream the container's output")

@@ -10,9 +10,11 @@ import {
 import { ensureImage } from './ensureImage.js';
 import { type RunAttempt, type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
-import { GCS_MOUNT } from '../spec/gcsUri.js';
-import { type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
+import { GCS_MOUNT, parseGcsUri } from '../spec/gcsUri.js';
+import { DEFAULT_RUNS_DIR, type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
 import { type CollectionResult, collectOutputs } from '../staging/collectOutputs.js';
+import { collectGcsChanges, type GcsChanges } from '../staging/collectGcsChanges.js';
+import { gcsInputsOnly, namedBuckets, resolveGcsBuckets } from '../staging/gcsBuckets.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
 import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
@@ -20,6 +22,8 @@ import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
 import { usageError } from '../errors.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
+import { existingMissingPaths, gcsRecord } from './gcsBucketsRecord.js';
+import { vertexRunEnvironment } from './runJobEnvironment.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
@@ -61,13 +65,25 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
 
   // 1. Validate everything the user gave before touching the engine: bad input loses nothing.
-  const { spec, inputs, model, output } = await timed('validate', async () => {
+  const { spec, inputs, model, output, buckets } = await timed('validate', async () => {
     const spec = await resolveRunJobSpec(options);
+    // A CustomJob without an output directory keeps its record in ./vbe-runs/<job id>.
+    if (spec.outputDefaulted) spec.output = { ...spec.output, text: path.join(DEFAULT_RUNS_DIR, jobId) };
     const inputs = await resolveInputs(spec.inputs, spec.gcsRoot);
     const model = spec.modelDir ? await resolveModelDir(spec.modelDir, spec.gcsRoot) : undefined;
     const output = await resolveOutput(spec.output, spec.gcsRoot);
     checkInputListLength(inputs);
-    return { spec, inputs, model, output };
+    // Every bucket the job names is staged whole at /gcs/<bucket> (read and write, as Cloud Storage FUSE
+    // shows it), but the output prefix, which starts empty.
+    const outputLocation = output.gcsUri ? parseGcsUri(output.gcsUri, spec.output.field) : undefined;
+    const outputPrefix = outputLocation ? [outputLocation.bucket, outputLocation.objectPath.replace(/\/+$/, '')].filter(Boolean).join('/') : undefined;
+    const named = namedBuckets({ inputs: spec.inputs, modelDir: spec.modelDir, output: spec.output, extra: spec.extraBuckets });
+    const excluded = outputPrefix ? [outputPrefix] : [];
+    const buckets =
+      spec.gcsStage === 'inputs'
+        ? gcsInputsOnly(named, [...inputs.groups, ...(model?.groups ?? [])], excluded)
+        : await resolveGcsBuckets(named, spec.gcsRoot, excluded);
+    return { spec, inputs, model, output, buckets };
   });
   const recordDir = path.join(output.hostDir, RECORD_DIR_NAME);
   const logFiles = { stdout: path.join(recordDir, 'stdout.log'), stderr: path.join(recordDir, 'stderr.log') };
@@ -77,6 +93,11 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   const limits = machineLimits(spec.machine, host);
   const gpus = checkAccelerators(spec.accelerator, host);
   const warnings = [...spec.warnings, ...limits.warnings];
+  if (buckets.excludedFileCount > 0) {
+    warnings.push(
+      `${buckets.excludedFileCount} file(s) already under the output prefix ${output.gcsUri} were not staged: the job sees it empty (on Vertex it would see those objects). Clear ${output.hostDir} or choose a new prefix.`,
+    );
+  }
 
   const observation: RunObservation = {
     imageUri: spec.imageUri,
@@ -87,6 +108,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     stagedInputPaths: inputs.files.map((f) => f.containerPath),
     outputContainerDir: output.containerDir,
     outputFileCount: 0,
+    flavour: spec.flavour.name,
+    expectOutput: spec.expectOutput,
     refusedOutputs: [],
     addedPaths: [],
     logSignals: [],
@@ -102,6 +125,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   let pulled = false;
   let startTime: Date | undefined;
   let collection: CollectionResult | undefined;
+  let gcsChanges: GcsChanges | undefined;
   let environment: EnvVar[] = [];
   let command: string[] | undefined;
   let args: string[] | undefined;
@@ -130,7 +154,14 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
 
     if (image && isLinuxAmd64(image) && !cancelled()) {
       // 3. Environment, as Vertex sets it, then the user's entries expanded by Vertex's rules.
-      const vertexEnv = vertexFileContractEnv(jobId, spec, inputs, output.containerDir, model?.envValue);
+      const vertexEnv = vertexRunEnvironment({
+        jobId,
+        spec,
+        inputPaths: inputs.files.map((f) => f.containerPath),
+        outputContainerDir: output.containerDir,
+        outputGcsUri: output.gcsUri,
+        modelDir: model?.envValue,
+      });
       const built = buildEnvironment(vertexEnv, spec.env);
       environment = built.env;
       command = spec.command?.map((part) => expandVertexReferences(part, built.variables));
@@ -152,13 +183,17 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           ...(gpus ? { gpus } : {}),
         });
       const created = await timed('stage', async () => {
-        const needsGcs = inputs.usesGcs || output.containerDir.startsWith(`${GCS_MOUNT}/`) || (model?.usesGcs ?? false);
         await resources.volume(`vbe-${jobId}-data`);
-        if (needsGcs) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
+        if (buckets.buckets.length > 0) mounts.push({ volume: await resources.volume(`vbe-${jobId}-gcs`), target: GCS_MOUNT });
         const created = await newReplica(0);
-        const fileCount = inputs.fileCount + (model?.fileCount ?? 0);
-        progress(`staging ${fileCount} file(s), ${formatBytes(inputs.totalBytes + (model?.totalBytes ?? 0))}`);
-        await stageInputs(created, [...inputs.groups, ...(model?.groups ?? [])], [output.containerDir], transfer);
+        // gs:// inputs and models are part of their staged buckets; local ones are staged under /vbe.
+        const groups = [...inputs.groups, ...(model?.groups ?? [])].filter((g) => g.containerDir !== GCS_MOUNT);
+        const localFiles = groups.reduce((n, g) => n + g.entries.length, 0);
+        const localBytes = groups.reduce((n, g) => n + g.entries.reduce((b, e) => b + e.size, 0), 0);
+        progress(
+          `staging ${localFiles + buckets.fileCount} file(s), ${formatBytes(localBytes + buckets.totalBytes)}${buckets.buckets.length > 0 ? ` (bucket(s) ${buckets.buckets.join(', ')} whole)` : ''}`,
+        );
+        await stageInputs(created, [...groups, buckets.group], [output.containerDir, ...buckets.writableDirs], transfer);
         return created;
       });
 
@@ -229,6 +264,20 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
           if (collection.error && !collection.cancelled) observation.collectionError = collection.error;
+          // What it wrote elsewhere under /gcs becomes objects on Vertex: written back to the gcs root.
+          if (buckets.buckets.length > 0 && !observation.cancelled && !observation.collectionError) {
+            gcsChanges = await timed('collect-gcs', () =>
+              collectGcsChanges((sink, signal) => exited.readArchive(GCS_MOUNT, sink, signal), spec.gcsRoot, {
+                manifest: buckets.manifest,
+                skip: buckets.excluded,
+                maxFileBytes: spec.maxOutputFileBytes,
+                ...(hooks.signal ? { signal: hooks.signal } : {}),
+              }),
+            );
+            if (gcsChanges.cancelled) observation.cancelled = true;
+            else if (gcsChanges.error) observation.collectionError = gcsChanges.error;
+            observation.gcsWrittenCount = gcsChanges.writtenCount;
+          }
         }
       }
     } else if (cancelled()) observation.cancelled = true;
@@ -240,6 +289,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   if (cleanupLeftovers.length > 0) warnings.push(`Could not remove: ${cleanupLeftovers.join(', ')}. Run \`vbe prune\`.`);
 
   // 7. Verdict and record.
+  observation.existingPaths = existingMissingPaths(observation.logSignals, buckets.manifest, gcsChanges, collection, output.containerDir);
+  observation.stagedBuckets = buckets.buckets;
   const verdict = judgeRunJob(observation);
   const diagnoses = diagnoseRunJob(observation);
   const endTime = new Date();
@@ -256,6 +307,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     outputInfo: { outputDirectory: output.hostDir, ...(output.gcsUri ? { gcsOutputDirectory: output.gcsUri } : {}) },
     emulator: {
       contract: 'files',
+      flavour: spec.flavour.name,
+      flavourReason: spec.flavour.reason,
       jobId,
       image: imageRecord(spec.imageUri, pulled, image),
       limits: limitsRecord(limits),
@@ -283,6 +336,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         files: collection?.files ?? [],
         refused: collection?.refused ?? [],
       },
+      ...(buckets.buckets.length > 0 ? { gcs: gcsRecord(spec.gcsRoot, buckets, gcsChanges) } : {}),
       diagnoses,
       warnings,
       logs: { ...logFiles, truncated: capture ? capture.truncated.stdout || capture.truncated.stderr : false },
@@ -330,21 +384,6 @@ async function runToExit(
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
-}
-
-function vertexFileContractEnv(jobId: string, spec: RunJobSpec, inputs: ResolvedInputs, outputDir: string, modelDir: string | undefined): EnvVar[] {
-  const env: EnvVar[] = [
-    { name: 'AIP_BATCH_INPUT_URIS', value: inputs.files.map((f) => f.containerPath).join(',') },
-    { name: 'AIP_BATCH_OUTPUT_DIR', value: outputDir },
-    { name: 'AIP_MACHINE_TYPE', value: spec.machine.name },
-    { name: 'CLOUD_ML_JOB_ID', value: jobId },
-    {
-      name: 'CLUSTER_SPEC',
-      value: JSON.stringify({ cluster: { workerpool0: [`${PRIMARY_REPLICA}:2222`] }, environment: 'cloud', task: { type: 'workerpool0', index: 0 } }),
-    },
-  ];
-  if (modelDir) env.push({ name: 'AIP_MODEL_DIR', value: modelDir });
-  return env;
 }
 
 /** Linux refuses one environment string longer than 32 pages (MAX_ARG_STRLEN): execve fails with E2BIG. */

@@ -5,7 +5,7 @@ import { isVbeError, usageError } from '../errors.js';
 import { type BatchPredictionJobResource, type CloudStorageRecord, type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { isGcsUri } from '../spec/gcsUri.js';
 import type { LocationRef } from '../spec/runJobSpec.js';
-import { cloudStorageEndpoint, downloadGcsInput, openCloudStorage, type TransferTally, uploadDirectory } from '../staging/cloudStorage.js';
+import { cloudStorageEndpoint, downloadGcsInput, openCloudStorage, type TransferTally, uploadDirectory, uploadFiles } from '../staging/cloudStorage.js';
 import { RpcCode } from '../verdict/jobState.js';
 import { RECORD_DIR_NAME } from './runJob.js';
 
@@ -71,6 +71,18 @@ export async function withRealCloudStorage<R extends RunJobResource | BatchPredi
     } catch (error) {
       record.uploadError = (error as Error).message;
       markUploadFailed(resource, destination, error, localOutput);
+    }
+  }
+  // What a CustomJob wrote elsewhere under /gcs becomes objects too, as with Cloud Storage FUSE.
+  const written = 'gcs' in resource.emulator ? (resource.emulator.gcs?.written ?? []) : [];
+  if (written.length > 0 && !record.uploadError) {
+    progress(`uploading ${written.length} file(s) the job wrote under /gcs`);
+    try {
+      const sent = await uploadFiles(storage, written.map((w) => ({ hostPath: w.hostPath, uri: w.uri })), '/gcs');
+      record.uploaded = { ...record.uploaded, objects: record.uploaded.objects + sent.objects, bytes: record.uploaded.bytes + sent.bytes };
+    } catch (error) {
+      record.uploadError = (error as Error).message;
+      markUploadFailed(resource, written[0]!.uri, error, path.dirname(written[0]!.hostPath));
     }
   }
   // The downloaded inputs are copies; the outputs and the job's records stay in the mirror.

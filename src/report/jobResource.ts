@@ -22,6 +22,10 @@ export interface RunAttempt {
 /** The emulator's own facts about a run, beside Vertex's fields. */
 export interface RunEmulatorSection {
   contract: 'files';
+  /** Which `vbe run` semantics were applied: a Vertex CustomJob, or the batch file contract. */
+  flavour: 'custom-job' | 'batch-files';
+  /** Why that flavour (the flag, the spec's shape, or the inputs). */
+  flavourReason: string;
   jobId: string;
   image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
   limits?: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
@@ -45,6 +49,25 @@ export interface RunEmulatorSection {
   recordFile: string;
   /** With `--gcs real`: what moved to and from Cloud Storage. */
   cloudStorage?: CloudStorageRecord;
+  /** The buckets seen at /gcs/<bucket> and what the job wrote there (outside the output prefix). */
+  gcs?: GcsBucketsRecord;
+}
+
+/** /gcs as the job saw it: which buckets were staged whole, and what came back. Paths are `bucket/object`. */
+export interface GcsBucketsRecord {
+  root: string;
+  buckets: string[];
+  staged: { fileCount: number; totalBytes: number };
+  /** Prefixes not staged (the output prefix starts empty) and collected with the outputs instead. */
+  excluded: string[];
+  /** Files written or changed by the job, each as a gs:// URI and the host file it is now. */
+  written: Array<{ uri: string; hostPath: string; sizeBytes: number }>;
+  writtenCount: number;
+  writtenBytes: number;
+  /** Staged files the job deleted; kept on the host (the cautious side). */
+  deleted: string[];
+  refused: Array<{ path: string; reason: string }>;
+  complete: boolean;
 }
 
 /** `--gcs real`: the endpoint, the local mirror and what was downloaded and uploaded. */

@@ -79,7 +79,7 @@ export async function resolveBatchPredictSpec(options: BatchPredictOptions): Pro
 export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchPredictionJobFile, dirs: { cwd: string; specDir: string }): BatchPredictSpec {
   const { artifactUri, modelDisplayName, ...common } = options;
   const outputChecks = checkOutputConfig(file, options.output !== undefined);
-  const base = mergeRunJobSpec({ ...common, ...(artifactUri ? { modelDir: artifactUri } : {}) }, file, dirs);
+  const base = mergeRunJobSpec({ ...common, contract: 'batch-files', ...(artifactUri ? { modelDir: artifactUri } : {}) }, file, dirs);
   if (base.modelDir && artifactUri) base.modelDir.field = '--artifact-uri';
 
   const formatText = options.instancesFormat ?? file.inputConfig?.instancesFormat;

@@ -43,10 +43,22 @@ export interface RunJobOptions {
   secretEnv?: string[] | Record<string, string>;
   /** Bytes of each container log stream saved to disk (the live view is not cut). */
   maxLogBytes?: number;
-  /** Restarts of a replica that exits non-zero (Vertex retries some exits). Default 0. */
+  /** Restarts of a replica that exits with a restarted code, as Vertex does. Default 3; 0 turns restarts off. */
   maxRestarts?: number;
-  /** Which exit codes are restarted: a list, or 'vertex' for 134 and 139 (SIGABRT, SIGSEGV). Default: any non-zero. */
-  restartExitCodes?: number[] | 'vertex';
+  /** Which exit codes are restarted: a list, 'vertex' (6, 11, 134, 139: SIGABRT, SIGSEGV; the default) or 'any' non-zero. */
+  restartExitCodes?: number[] | 'vertex' | 'any';
+  /**
+   * Which `vbe run` flavour applies: 'custom-job' (Vertex's CustomJob semantics: inputs optional, exit 0
+   * is SUCCEEDED) or 'batch-files' (the AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR contract). Default:
+   * custom-job for a spec with jobSpec.workerPoolSpecs or a job without inputs, else batch-files.
+   */
+  contract?: JobFlavour;
+  /** A CustomJob that exits 0 without writing anything FAILS instead of only warning (for CI). */
+  expectOutput?: boolean;
+  /** More buckets under the gcs root to stage whole at /gcs/<bucket> (the job's own buckets always are). */
+  gcsBuckets?: string[];
+  /** What of the named buckets is copied in: 'buckets' (whole, as FUSE shows them; default) or 'inputs' (only the gs:// inputs and model: faster for big buckets). */
+  gcsStage?: 'buckets' | 'inputs';
   /** The container's network: 'bridge' (default, like a Vertex replica) or 'none' (hermetic). */
   network?: 'bridge' | 'none';
   /** Run CPU-only even when the machine spec asks for accelerators. */
@@ -60,7 +72,22 @@ export interface LocationRef {
   field: string;
 }
 
+/** The two flavours of `vbe run`: a Vertex CustomJob, or the article's batch file contract. */
+export type JobFlavour = 'custom-job' | 'batch-files';
+export const JOB_FLAVOURS: readonly JobFlavour[] = ['custom-job', 'batch-files'];
+
 export interface RunJobSpec {
+  /** Which semantics apply, and why (the record and the summary say it). */
+  flavour: { name: JobFlavour; reason: string };
+  /** CustomJob: an exit 0 without outputs FAILS (default: a warning). */
+  expectOutput: boolean;
+  /** CustomJob baseOutputDirectory (gs:// or local), from the spec or --output: sets AIP_MODEL_DIR and friends. */
+  baseOutputDirectory?: string;
+  /** Buckets named with --gcs-bucket, staged whole beside the job's own. */
+  extraBuckets: string[];
+  gcsStage: 'buckets' | 'inputs';
+  /** Worker pools of the spec that are not run (only workerpool0 is). */
+  skippedPools: number;
   displayName: string;
   imageUri: string;
   command?: string[];
@@ -68,6 +95,8 @@ export interface RunJobSpec {
   env: EnvVar[];
   inputs: LocationRef[];
   output: LocationRef;
+  /** A CustomJob without baseOutputDirectory or --output: the record goes to ./vbe-runs/<job id>. */
+  outputDefaulted?: boolean;
   modelDir?: LocationRef;
   machine: MachineType;
   timeoutMs: number;
@@ -92,7 +121,11 @@ export const DEFAULT_TIMEOUT = '30m';
 export const DEFAULT_STOP_GRACE = '10s';
 export const DEFAULT_MAX_OUTPUT_FILE_BYTES = 4 * 1024 ** 3;
 export const DEFAULT_MAX_LOG_BYTES = 256 * 1024 ** 2;
-export const VERTEX_RESTARTED_EXIT_CODES = [134, 139];
+/** Vertex restarts a job that dies of SIGABRT or SIGSEGV up to three times ([train]): 6/11 as signals, 134/139 as shell statuses. */
+export const VERTEX_RESTARTED_EXIT_CODES = [6, 11, 134, 139];
+export const DEFAULT_MAX_RESTARTS = 3;
+/** Where a CustomJob without an output directory keeps its record: <cwd>/vbe-runs/<job id>. */
+export const DEFAULT_RUNS_DIR = 'vbe-runs';
 
 /** Reads the spec file (if any), merges the options over it and validates the result. */
 export async function resolveRunJobSpec(options: RunJobOptions): Promise<RunJobSpec> {
@@ -113,8 +146,14 @@ export async function resolveRunJobSpec(options: RunJobOptions): Promise<RunJobS
 export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, dirs: { cwd: string; specDir: string }): RunJobSpec {
   const warnings: string[] = [];
   const pool = file.jobSpec?.workerPoolSpecs[0];
-  if (file.jobSpec && file.jobSpec.workerPoolSpecs.length > 1) {
-    warnings.push('jobSpec.workerPoolSpecs: only the first worker pool (workerpool0) is run; the others are ignored.');
+  // Vertex leaves a pool given as {} unused; any other pool after the first would run replicas that vbe does not.
+  const notRun = (file.jobSpec?.workerPoolSpecs ?? [])
+    .map((p, i) => ({ i, used: Object.keys(p).length > 0, replicas: p.replicaCount ?? 1 }))
+    .filter((p) => p.i > 0 && p.used);
+  if (notRun.length > 0) {
+    warnings.push(
+      `jobSpec.workerPoolSpecs: only workerpool0 (its primary replica) is run; not run: ${notRun.map((p) => `workerpool${p.i} (${p.replicas} replica(s))`).join(', ')}. Code that waits for those replicas will hang or fail here.`,
+    );
   }
   const containerSpec: ContainerSpec =
     file.containerSpec ?? file.unmanagedContainerModel?.containerSpec ?? pool?.containerSpec ?? {};
@@ -134,8 +173,15 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     flagInputs.length > 0
       ? flagInputs.map((text, i) => ({ text, baseDir: dirs.cwd, field: `--input[${i}]` }))
       : (file.inputConfig?.gcsSource?.uris ?? []).map((text, i) => ({ text, baseDir: dirs.specDir, field: `inputConfig.gcsSource.uris[${i}]` }));
-  if (inputs.length === 0) {
-    throw usageError('MISSING_INPUT', 'input: no input files given.', 'Pass --input <path|dir|glob|gs://...> (repeatable) or set inputConfig.gcsSource.uris in the spec.');
+  if (options.contract !== undefined && !JOB_FLAVOURS.includes(options.contract)) {
+    throw usageError('INVALID_CONTRACT', `--contract: "${options.contract}" is not a run flavour.`, `Use one of: ${JOB_FLAVOURS.join(', ')}.`);
+  }
+  const flavour = chooseFlavour(options.contract, file.jobSpec !== undefined, inputs.length > 0);
+  if (inputs.length === 0 && flavour.name === 'batch-files') {
+    throw usageError('MISSING_INPUT', 'input: no input files given (the batch file contract needs them).', 'Pass --input <path|dir|glob|gs://...> (repeatable) or set inputConfig.gcsSource.uris in the spec, or run it as a CustomJob (--contract custom-job), which needs no inputs.');
+  }
+  if (options.expectOutput && flavour.name !== 'custom-job') {
+    warnings.push('--expect-output: the batch file contract always requires outputs; the flag changes nothing here.');
   }
 
   const specOutput = file.outputConfig?.gcsDestination?.outputUriPrefix ?? file.jobSpec?.baseOutputDirectory?.outputUriPrefix;
@@ -144,7 +190,7 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     : specOutput
       ? { text: specOutput, baseDir: dirs.specDir, field: file.outputConfig ? 'outputConfig.gcsDestination.outputUriPrefix' : 'jobSpec.baseOutputDirectory.outputUriPrefix' }
       : undefined;
-  if (!output) {
+  if (!output && flavour.name === 'batch-files') {
     throw usageError('MISSING_OUTPUT', 'output: no output location given.', 'Pass --output <dir> or set outputConfig.gcsDestination.outputUriPrefix in the spec.');
   }
 
@@ -172,7 +218,7 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   if (!Number.isSafeInteger(maxLogBytes) || maxLogBytes < 1024) {
     throw usageError('INVALID_SIZE', `--max-log-size: ${maxLogBytes} is not a size of at least 1 KiB.`, 'Give a size such as 100MB.');
   }
-  const maxRestarts = options.maxRestarts ?? 0;
+  const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 10) {
     throw usageError('INVALID_NUMBER', `--max-restarts: ${maxRestarts} is not a whole number from 0 to 10.`, 'Give --max-restarts 0 to 10.');
   }
@@ -193,12 +239,25 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     throw usageError('INVALID_SIZE', `--max-output-file-size: ${maxOutputFileBytes} is not a positive size.`, 'Give a size in bytes, or with a unit such as 500MB or 4GiB.');
   }
 
+  const skippedPools = notRun.length;
+  const extraBuckets = options.gcsBuckets ?? [];
+  for (const [i, bucket] of extraBuckets.entries()) {
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
+      throw usageError('INVALID_GCS_URI', `--gcs-bucket[${i}]: "${bucket}" is not a bucket name.`, 'Give a bucket name (lowercase letters, digits, dots, dashes, underscores), without gs://.');
+    }
+  }
   const spec: RunJobSpec = {
+    flavour,
+    expectOutput: options.expectOutput === true,
+    extraBuckets,
+    gcsStage: options.gcsStage ?? 'buckets',
+    skippedPools,
     displayName: options.displayName ?? file.displayName ?? defaultDisplayName(imageUri),
     imageUri,
     env,
     inputs,
-    output,
+    output: output ?? { text: DEFAULT_RUNS_DIR, baseDir: dirs.cwd, field: '--output' },
+    ...(output ? {} : { outputDefaulted: true }),
     machine,
     timeoutMs,
     stopGraceMs,
@@ -211,12 +270,16 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     network: options.network ?? 'bridge',
     warnings,
   };
+  if (!['buckets', 'inputs'].includes(spec.gcsStage)) {
+    throw usageError('INVALID_GCS_STAGE', `--gcs-stage: "${spec.gcsStage}" is not buckets or inputs.`, 'Use --gcs-stage buckets (default) or --gcs-stage inputs.');
+  }
   if (!['bridge', 'none'].includes(spec.network)) {
     throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
   }
   if (accelerator) spec.accelerator = accelerator;
-  const restartCodes = options.restartExitCodes === 'vertex' ? VERTEX_RESTARTED_EXIT_CODES : options.restartExitCodes;
+  const restartCodes = options.restartExitCodes === 'any' ? undefined : options.restartExitCodes === 'vertex' || options.restartExitCodes === undefined ? VERTEX_RESTARTED_EXIT_CODES : options.restartExitCodes;
   if (restartCodes) spec.restartExitCodes = restartCodes;
+  if (flavour.name === 'custom-job' && output) spec.baseOutputDirectory = output.text;
   const command = options.command ?? containerSpec.command;
   const args = options.args ?? containerSpec.args;
   if (command) spec.command = command;
@@ -224,6 +287,14 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   const modelDir = options.modelDir ?? file.unmanagedContainerModel?.artifactUri;
   if (modelDir) spec.modelDir = { text: modelDir, baseDir: options.modelDir ? dirs.cwd : dirs.specDir, field: options.modelDir ? '--model-dir' : 'unmanagedContainerModel.artifactUri' };
   return spec;
+}
+
+/** Which flavour applies, and why: the flag, then the spec's shape, then whether inputs were given. */
+export function chooseFlavour(flag: JobFlavour | undefined, hasJobSpec: boolean, hasInputs: boolean): RunJobSpec['flavour'] {
+  if (flag) return { name: flag, reason: `--contract ${flag}` };
+  if (hasJobSpec) return { name: 'custom-job', reason: 'the spec is a CustomJob (jobSpec.workerPoolSpecs)' };
+  if (hasInputs) return { name: 'batch-files', reason: 'inputs were given without a CustomJob spec: the batch file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR)' };
+  return { name: 'custom-job', reason: 'no inputs and no spec shape: a CustomJob' };
 }
 
 function defaultDisplayName(imageUri: string): string {

@@ -84,6 +84,23 @@ export async function uploadDirectory(storage: Storage, localDir: string, uri: s
   return tally;
 }
 
+/** Uploads single files to their gs:// URIs (what a job wrote under /gcs outside its output prefix). */
+export async function uploadFiles(storage: Storage, files: ReadonlyArray<{ hostPath: string; uri: string }>, field: string): Promise<TransferTally> {
+  const tally: TransferTally = { objects: 0, bytes: 0 };
+  await forEachBounded(files, CONCURRENCY, async (file) => {
+    const { bucket, objectPath } = parseGcsUri(file.uri, field);
+    try {
+      await storage.bucket(bucket).upload(file.hostPath, { destination: objectPath, resumable: false, validation: 'crc32c' });
+    } catch (error) {
+      throw storageError(error, `${field}: uploading ${file.uri}`);
+    }
+    const { size } = await stat(file.hostPath);
+    tally.objects += 1;
+    tally.bytes += size;
+  });
+  return tally;
+}
+
 async function matchingObjects(storage: Storage, bucket: string, objectPath: string, uri: string, field: string): Promise<string[]> {
   const globAt = objectPath.search(GLOB_CHARS);
   const listPrefix = globAt === -1 ? objectPath : objectPath.slice(0, objectPath.lastIndexOf('/', globAt) + 1);

@@ -47,6 +47,8 @@ export interface StagingGroup {
   entries: StagingEntry[];
   /** The flag or spec field the files came from, for error messages. */
   field?: string;
+  /** Permission bits of the staged files (default 0644, plus the source's execute bits). */
+  fileMode?: number;
 }
 
 export interface ResolvedInputs {
@@ -207,10 +209,8 @@ export interface ResolvedOutput {
 export async function resolveOutput(ref: LocationRef, gcsRoot: string): Promise<ResolvedOutput> {
   let resolved: ResolvedOutput;
   if (isGcsUri(ref.text)) {
+    // A whole bucket is a valid output (a CustomJob's baseOutputDirectory can be gs://bucket).
     const location = parseGcsUri(ref.text, ref.field);
-    if (!location.objectPath) {
-      throw usageError('INVALID_OUTPUT', `${ref.field}: "${ref.text}" names a whole bucket.`, 'Give a prefix inside the bucket, e.g. gs://BUCKET/predictions.');
-    }
     resolved = { hostDir: gcsHostPath(location, gcsRoot), containerDir: gcsContainerPath(location), gcsUri: ref.text };
   } else {
     resolved = { hostDir: path.resolve(ref.baseDir, ref.text), containerDir: LOCAL_OUTPUT_DIR };
@@ -260,7 +260,7 @@ async function expand(ref: LocationRef, hostPath: string, mappedNote?: string): 
  * read. Directories are read as streams (never a huge directory's entries all at once). Stats are
  * synchronous while they are fast (see SyncWhileFast), else FS_CONCURRENCY at once with callbacks.
  */
-async function walkFiles(root: string, field: string): Promise<StagingEntry[]> {
+export async function walkFiles(root: string, field: string): Promise<StagingEntry[]> {
   const out: StagingEntry[] = [];
   const pacer = new SyncWhileFast();
   const stats = new Semaphore(FS_CONCURRENCY);

@@ -118,7 +118,7 @@ function nextPart(groups: readonly StagingGroup[], cursor: Cursor, reads: Semaph
     const before = start === 0 ? headerBytes(name) : 0;
     const after = last ? padded(first.size) - first.size : 0;
     const buffer = Buffer.allocUnsafe(before + length + after);
-    if (before) writeHeader(buffer, 0, entryHeader(name, first));
+    if (before) writeHeader(buffer, 0, entryHeader(name, first, group.fileMode));
     if (after) buffer.fill(0, before + length);
     const hostPath = path.join(group.hostRoot, first.relative);
     const ready = reads.run(() => readInto(hostPath, buffer, before, length, start, first.size, group.field));
@@ -149,7 +149,7 @@ function nextPart(groups: readonly StagingGroup[], cursor: Cursor, reads: Semaph
   let offset = 0;
   let dataBytes = 0;
   for (const { entry, name } of batch) {
-    offset = writeHeader(buffer, offset, entryHeader(name, entry));
+    offset = writeHeader(buffer, offset, entryHeader(name, entry, group.fileMode));
     const end = offset + padded(entry.size);
     buffer.fill(0, offset + entry.size, end);
     const hostPath = path.join(group.hostRoot, entry.relative);
@@ -167,8 +167,8 @@ function nextPart(groups: readonly StagingGroup[], cursor: Cursor, reads: Semaph
   return { buffer, ready: Promise.all(pending), dataBytes, files: batch.length };
 }
 
-function entryHeader(name: string, entry: StagingEntry) {
-  return { name, type: 'file' as const, mode: 0o644 | (entry.mode & 0o111), size: entry.size, mtime: entry.mtime };
+function entryHeader(name: string, entry: StagingEntry, fileMode = 0o644) {
+  return { name, type: 'file' as const, mode: fileMode | (entry.mode & 0o111), size: entry.size, mtime: entry.mtime };
 }
 
 /** readInto for a whole small file, synchronously (see SyncWhileFast). */
@@ -237,11 +237,16 @@ function readInto(hostPath: string, buffer: Buffer, at: number, length: number, 
 
 /** Directory entries for each level of each writable dir: 0755 on the way, 0777 at the end. */
 function directoryEntries(writableDirs: readonly string[]): Buffer {
-  const names: Array<{ name: string; mode: number }> = [];
+  // Each directory once, parents first; one that is itself writable stays 0777 when it is also another's parent.
+  const modes = new Map<string, number>();
   for (const dir of writableDirs) {
     const parts = dir.replace(/^\/+|\/+$/g, '').split('/');
-    for (let i = 1; i <= parts.length; i++) names.push({ name: `${parts.slice(0, i).join('/')}/`, mode: i === parts.length ? 0o777 : 0o755 });
+    for (let i = 1; i <= parts.length; i++) {
+      const name = `${parts.slice(0, i).join('/')}/`;
+      modes.set(name, i === parts.length ? 0o777 : (modes.get(name) ?? 0o755));
+    }
   }
+  const names = [...modes].map(([name, mode]) => ({ name, mode }));
   const buffer = Buffer.alloc(names.reduce((n, d) => n + headerBytes(d.name), 0));
   const mtime = Math.floor(Date.now() / 1000);
   let offset = 0;

@@ -18,6 +18,8 @@ export interface TarEntryHeader {
   /** Bytes of data that follow the header. */
   size: number;
   mode: number;
+  /** Modification time, whole seconds since the epoch (the ustar field; 0 when unreadable). */
+  mtime: number;
   /** Target of a symbolic or hard link. */
   linkname: string;
 }
@@ -157,8 +159,9 @@ export class TarReader {
     }
     const linkname = this.overrides.linkpath ?? cString(block, 157, 100);
     const mode = readNumber(block, 100, 8) ?? 0;
+    const mtime = readNumber(block, 136, 12) ?? 0;
     this.overrides = {};
-    const header: TarEntryHeader = { name, type: entryType(typeChar), size, mode, linkname };
+    const header: TarEntryHeader = { name, type: entryType(typeChar), size, mode, mtime, linkname };
     // Directories, links and devices carry no data whatever their size field says (PAX and GNU agree).
     const dataBytes = header.type === 'file' || header.type === 'other' ? size : 0;
     header.size = dataBytes;

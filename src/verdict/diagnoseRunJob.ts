@@ -2,7 +2,7 @@ import { formatDuration } from '../spec/parseDuration.js';
 import type { Diagnosis } from './jobState.js';
 import { diagnoseImage } from './judgeImage.js';
 import { installFix } from './libraryPackages.js';
-import type { RunObservation } from './judgeRunJob.js';
+import { outputsRequired, type RunObservation } from './judgeRunJob.js';
 
 
 /** Paths a container may write to its own filesystem without it being a lost output. */
@@ -14,7 +14,9 @@ const SCRATCH = [/^\/tmp(\/|$)/, /^\/var\/tmp(\/|$)/, /^\/run(\/|$)/, /^\/dev(\/
  */
 export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
   const out: Diagnosis[] = [];
-  const failedRun = o.cancelled ? false : o.oomKilled || o.timedOut || (o.exitCode ?? 1) !== 0 || o.outputFileCount === 0;
+  const customJob = o.flavour === 'custom-job';
+  const wroteNothing = o.outputFileCount === 0 && (!customJob || (o.gcsWrittenCount ?? 0) === 0);
+  const failedRun = o.cancelled ? false : o.oomKilled || o.timedOut || (o.exitCode ?? 1) !== 0 || (wroteNothing && outputsRequired(o));
 
   const imageProblem = diagnoseImage(o);
   if (imageProblem) return [imageProblem];
@@ -85,19 +87,37 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
     }
   }
 
-  const staged = new Set(o.stagedInputPaths);
+  // A path that exists somewhere (staged, written by the job, in the Cloud Storage root), one under the
+  // output directory, or one opened for writing is not a missing input.
+  const known = new Set([...o.stagedInputPaths, ...(o.existingPaths ?? [])]);
   const reportedMissing = new Set<string>();
-  for (const signal of o.logSignals) {
-    if (signal.kind !== 'missing-file' || staged.has(signal.path) || reportedMissing.has(signal.path)) continue;
+  o.logSignals.forEach((signal, index) => {
+    if (signal.kind !== 'missing-file' || known.has(signal.path) || reportedMissing.has(signal.path)) return;
+    if (isUnder(signal.path, o.outputContainerDir) || o.logSignals[index - 1]?.kind === 'open-for-write') return;
     reportedMissing.add(signal.path);
+    const underGcs = isUnder(signal.path, '/gcs');
+    const object = signal.path.slice('/gcs/'.length);
+    const bucket = object.split('/')[0]!;
+    const bucketStaged = (o.stagedBuckets ?? []).includes(bucket);
+    const inputs = o.stagedInputPaths.length > 0 ? `; the staged inputs were ${summarise(o.stagedInputPaths)}` : '';
     out.push({
       code: 'INPUT_NOT_STAGED',
       severity: failedRun ? 'error' : 'warning',
-      message: `The container tried to open ${signal.path}, which does not exist: it is not one of the staged inputs.`,
-      fix: `Read the input paths from AIP_BATCH_INPUT_URIS (comma-separated) instead of a fixed path; here they were ${summarise(o.stagedInputPaths)}.`,
+      message: !underGcs
+        ? `The container tried to read ${signal.path}, which exists nowhere: it is not a staged input, nor in the image, nor written by the job.`
+        : bucketStaged
+          ? `The container tried to read ${signal.path}, which exists nowhere: gs://${object} was not in the staged bucket and the job did not write it.`
+          : `The container tried to read ${signal.path}, but the bucket ${bucket} was not staged (vbe stages the buckets the job names).`,
+      fix: underGcs
+        ? bucketStaged
+          ? `Put the object at <gcs-root>/${object} (with --gcs-stage inputs only the inputs are copied: use --gcs-stage buckets), or fix the path${inputs}.`
+          : `Name the bucket with --gcs-bucket ${bucket} (its directory under --gcs-root is then staged whole), or fix the path.`
+        : o.stagedInputPaths.length > 0
+          ? `Read the input paths from AIP_BATCH_INPUT_URIS (comma-separated) instead of a fixed path${inputs}.`
+          : 'Read inputs from Cloud Storage under /gcs/<bucket>/... (gs://<bucket>/... on Vertex), or pass them with --input and read AIP_BATCH_INPUT_URIS.',
       evidence: [signal.line],
     });
-  }
+  });
 
   for (const lib of uniqueBy(o.logSignals.filter((s) => s.kind === 'missing-shared-library'), (s) => s.library)) {
     out.push({
@@ -128,20 +148,31 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
   if (outside.length > 0) {
     out.push({
       code: 'OUTPUT_OUTSIDE_OUTPUT_DIR',
-      severity: o.outputFileCount === 0 ? 'error' : 'warning',
-      message: `The container wrote ${outside.length} file(s) outside AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}); on Vertex they vanish with the replica.`,
-      fix: 'Write results under the directory named by AIP_BATCH_OUTPUT_DIR.',
+      severity: wroteNothing && outputsRequired(o) ? 'error' : 'warning',
+      message: customJob
+        ? `The container wrote ${outside.length} file(s) to its own filesystem, outside /gcs; on Vertex they vanish with the replica.`
+        : `The container wrote ${outside.length} file(s) outside AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}); on Vertex they vanish with the replica.`,
+      fix: customJob ? 'Write what must outlive the job under /gcs/<bucket>/... (e.g. the directory in AIP_MODEL_DIR, with gs:// read as /gcs/).' : 'Write results under the directory named by AIP_BATCH_OUTPUT_DIR.',
       evidence: outside.slice(0, 10),
     });
   }
 
-  if (!o.timedOut && !o.oomKilled && o.exitCode === 0 && o.outputFileCount === 0 && outside.length === 0) {
-    out.push({
-      code: 'NO_OUTPUT',
-      severity: 'error',
-      message: `The container exited 0 but wrote nothing to AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}).`,
-      fix: 'Write at least one result file into the directory named by AIP_BATCH_OUTPUT_DIR.',
-    });
+  if (!o.timedOut && !o.oomKilled && o.exitCode === 0 && wroteNothing && (outside.length === 0 || customJob)) {
+    out.push(
+      customJob
+        ? {
+            code: 'NO_OUTPUT',
+            severity: outputsRequired(o) ? 'error' : 'warning',
+            message: `The container exited 0 and wrote nothing under /gcs or the output directory (${o.outputContainerDir}). Vertex calls this job SUCCEEDED${outputsRequired(o) ? '; --expect-output makes it a failure' : ''}.`,
+            fix: 'If the job should produce something, write it under /gcs/<bucket>/... (e.g. the directory in AIP_MODEL_DIR); pass --expect-output to fail such runs in CI.',
+          }
+        : {
+            code: 'NO_OUTPUT',
+            severity: 'error',
+            message: `The container exited 0 but wrote nothing to AIP_BATCH_OUTPUT_DIR (${o.outputContainerDir}).`,
+            fix: 'Write at least one result file into the directory named by AIP_BATCH_OUTPUT_DIR.',
+          },
+    );
   }
 
   if (o.collectionError) {
@@ -167,7 +198,7 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
     out.push({
       code: 'NONZERO_EXIT',
       severity: 'error',
-      message: `The container exited with status ${o.exitCode}; the log tail above shows why.`,
+      message: `The container exited with status ${o.exitCode}; its last log lines (emulator.logTail, and stderr.log in the record directory) show why.`,
       fix: 'Read the container log (stderr.log in the job record directory).',
     });
   }
@@ -179,6 +210,10 @@ export function lostOutputs(addedPaths: readonly string[]): string[] {
   const kept = addedPaths.filter((p) => !SCRATCH.some((re) => re.test(p)));
   const set = new Set(kept);
   return kept.filter((p) => ![...set].some((other) => other !== p && other.startsWith(`${p}/`))).sort();
+}
+
+function isUnder(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(`${dir}/`);
 }
 
 function uniqueBy<T>(items: T[], key: (item: T) => string): T[] {

@@ -86,7 +86,7 @@ export function diagnoseBatchPredict(o: BatchObservation): Diagnosis[] {
         message: s.oomKilled
           ? `The model server used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it while starting.`
           : `The model server exited with status ${s.exitCode} while starting.`,
-        fix: s.oomKilled ? 'Choose a machine type with more memory, or load a smaller model.' : 'Read the log tail below: the server crashed before it answered its health route.',
+        fix: s.oomKilled ? 'Choose a machine type with more memory, or load a smaller model.' : 'Read the log lines shown above (the evidence; all of them in the replica logs): the server crashed before it answered its health route.',
         evidence: s.startError ? [s.startError, ...o.logTail.slice(-5)] : o.logTail.slice(-10),
       });
     }

@@ -22,6 +22,19 @@ export interface RunObservation extends ImageObservation {
   stagedInputPaths: string[];
   outputContainerDir: string;
   outputFileCount: number;
+  /**
+   * Which semantics apply: 'custom-job' (exit 0 is SUCCEEDED whatever was written; no output is a
+   * warning, a failure with expectOutput) or 'batch-files' (exit 0 without output files FAILS).
+   * Undefined is 'batch-files'.
+   */
+  flavour?: 'custom-job' | 'batch-files';
+  expectOutput?: boolean;
+  /** Files the job wrote under /gcs outside the output directory (they become objects on Vertex). */
+  gcsWrittenCount?: number;
+  /** Paths named in "no such file" log lines that do exist somewhere (staged, written by the job, or in the Cloud Storage root). */
+  existingPaths?: string[];
+  /** Buckets staged whole at /gcs/<bucket>. */
+  stagedBuckets?: string[];
   refusedOutputs: Array<{ path: string; reason: string }>;
   /** Paths the container added to its own filesystem (outside every volume). */
   addedPaths: string[];
@@ -59,7 +72,10 @@ export function judgeRunJob(o: RunObservation): RunVerdict {
   if (o.collectionError) {
     return failed('JOB_STATE_FAILED', RpcCode.INTERNAL, `vbe could not copy all outputs back (${o.collectionError}); only the files listed in the record are complete.`);
   }
-  if (o.outputFileCount === 0) {
+  if (o.outputFileCount === 0 && outputsRequired(o) && !(o.flavour === 'custom-job' && (o.gcsWrittenCount ?? 0) > 0)) {
+    if (o.flavour === 'custom-job') {
+      return failed('JOB_STATE_FAILED', RpcCode.NOT_FOUND, `The replica ${PRIMARY_REPLICA} exited with status 0 but wrote nothing (no file under /gcs or the output directory), and --expect-output requires outputs.`);
+    }
     return failed(
       'JOB_STATE_FAILED',
       RpcCode.NOT_FOUND,
@@ -67,6 +83,11 @@ export function judgeRunJob(o: RunObservation): RunVerdict {
     );
   }
   return { state: 'JOB_STATE_SUCCEEDED' };
+}
+
+/** Whether an exit 0 without outputs fails: always under the batch file contract, for a CustomJob only with --expect-output. */
+export function outputsRequired(o: Pick<RunObservation, 'flavour' | 'expectOutput'>): boolean {
+  return o.flavour !== 'custom-job' || o.expectOutput === true;
 }
 
 function failed(state: JobState, code: number, message: string): RunVerdict {

@@ -9,7 +9,9 @@ export type LogSignal =
   | { kind: 'exec-format-error'; line: string }
   | { kind: 'server-listening'; line: string }
   /** A Python traceback or a WSGI/ASGI worker's death: a worker can crash while its parent process stays up. */
-  | { kind: 'worker-crashed'; line: string };
+  | { kind: 'worker-crashed'; line: string }
+  /** A source line (as a Python traceback shows it) that opens a file for writing: the next "no such file" is a write. */
+  | { kind: 'open-for-write'; line: string };
 
 const missingFilePatterns = [
   /No such file or directory: '([^']+)'/, // Python FileNotFoundError
@@ -22,10 +24,12 @@ const sharedLibrary = /([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object fi
 const permissionPatterns = [/Permission denied: '([^']+)'/, /can't create '([^']+)': Permission denied/, /open ([^\s:]+): permission denied/, /EACCES: permission denied, open '([^']+)'/];
 const execFormat = /exec format error/i;
 const workerCrash = /^(Traceback \(most recent call last\):|Process SpawnProcess-\d+:)|Exception in worker process|Worker failed to boot|Worker \(pid:\d+\) (exited with code|was sent SIG)|Child process \[\d+\] died/;
+/** open(..., 'w' / "wb" / mode="a" ...), and the common writers of Python data libraries. */
+const openForWrite = /\bopen\(.*,\s*(?:mode\s*=\s*)?['"][wax]b?\+?['"]|\.(?:to_csv|to_parquet|to_json|savefig|save_model|save)\(|\b(?:joblib|pickle)\.dump\(|\bnp\.save[tz]?\(/;
 const listening = /(Running on https?:\/\/|Uvicorn running on|Listening (?:on|at) |Serving HTTP on|server (?:started|listening) on port)/i;
 
 /** One cheap test first: most log lines mention none of the failures. */
-const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)|raceback|orker|pawnProcess|hild process/i;
+const anyHint = /such file|shared object|ermission denied|exec format|istening|unning on|erving HTTP|server (?:started|listening)|raceback|orker|pawnProcess|hild process|open\(|save|\.to_|dump\(/i;
 
 export function scanLogLine(line: string): LogSignal | undefined {
   if (!anyHint.test(line)) return undefined;
@@ -42,5 +46,6 @@ export function scanLogLine(line: string): LogSignal | undefined {
   if (execFormat.test(line)) return { kind: 'exec-format-error', line };
   if (workerCrash.test(line.replace(/^\[[^\]]*\] (\[\d+\] )?(\[\w+\] )?/, ''))) return { kind: 'worker-crashed', line };
   if (listening.test(line)) return { kind: 'server-listening', line };
+  if (openForWrite.test(line)) return { kind: 'open-for-write', line };
   return undefined;
 }

@@ -108,13 +108,13 @@ describe('reliability: hostile containers, faults and concurrency', () => {
       expect(job.emulator.attempts.map((a) => a.exitCode)).toEqual([139, 0]);
       expect(await readFile(job.emulator.logs.stdout, 'utf8')).toContain('[vbe: attempt 2]');
     });
-    it('exits outside the policy, and runs without --max-restarts, are not restarted', async () => {
-      const plain = await runJob({ image: BUSYBOX, inputs: [input], output: path.join(work, 'norestart'), ...flaky });
+    it('exits outside the policy, and runs with --max-restarts 0, are not restarted', async () => {
+      const plain = await runJob({ image: BUSYBOX, inputs: [input], output: path.join(work, 'norestart'), maxRestarts: 0, ...flaky });
       expect(plain.emulator.attempts).toHaveLength(1);
       expect(plain.state).toBe('JOB_STATE_FAILED');
       const exit1 = await runJob({ image: BUSYBOX, inputs: [input], output: path.join(work, 'exit1'), maxRestarts: 3, restartExitCodes: 'vertex', ...sh('exit 1') });
       expect(exit1.emulator.attempts).toHaveLength(1);
-      const always = await runJob({ image: BUSYBOX, inputs: [input], output: path.join(work, 'always'), maxRestarts: 2, ...sh('exit 1') });
+      const always = await runJob({ image: BUSYBOX, inputs: [input], output: path.join(work, 'always'), maxRestarts: 2, restartExitCodes: 'any', ...sh('exit 1') });
       expect(always.emulator.attempts.map((a) => a.exitCode)).toEqual([1, 1, 1]);
       expect(always.error!.message).toContain('non-zero status of 1');
     });

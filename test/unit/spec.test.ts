@@ -147,8 +147,10 @@ describe('job spec files', () => {
 
   it.each([
     [{ ...base, image: undefined }, 'MISSING_IMAGE', /--image/],
-    [{ ...base, inputs: [] }, 'MISSING_INPUT', /--input/],
+    [{ ...base, inputs: [], contract: 'batch-files' as const }, 'MISSING_INPUT', /--input/],
     [{ ...base, output: undefined }, 'MISSING_OUTPUT', /--output/],
+    [{ ...base, contract: 'training' as never }, 'INVALID_CONTRACT', /custom-job, batch-files/],
+    [{ ...base, gcsBuckets: ['gs://b'] }, 'INVALID_GCS_URI', /without gs:\/\//],
     [{ ...base, env: ['AIP_STORAGE_URI=x'] }, 'RESERVED_ENV', /AIP_/],
     [{ ...base, env: ['NOEQUALS'] }, 'INVALID_ENV', /NAME=VALUE/],
     [{ ...base, env: ['9X=1'] }, 'INVALID_ENV', /letters, digits/],
@@ -159,6 +161,32 @@ describe('job spec files', () => {
     const error = usage(() => mergeRunJobSpec(options, {}, dirs));
     expect(error.code).toBe(code);
     expect(`${error.message} ${error.suggestion}`).toMatch(suggestion);
+  });
+
+  it('the flavour: the flag, then a jobSpec, then inputs; a CustomJob needs no inputs and no output', () => {
+    const customJob = parse({ jobSpec: { workerPoolSpecs: [{ containerSpec: { imageUri: 'img' } }] } });
+    expect(mergeRunJobSpec({ inputs: ['x'], output: 'o' }, customJob, dirs).flavour).toEqual({ name: 'custom-job', reason: 'the spec is a CustomJob (jobSpec.workerPoolSpecs)' });
+    expect(mergeRunJobSpec(base, {}, dirs).flavour.name).toBe('batch-files');
+    expect(mergeRunJobSpec({ ...base, contract: 'custom-job' }, {}, dirs).flavour).toEqual({ name: 'custom-job', reason: '--contract custom-job' });
+    const bare = mergeRunJobSpec({ image: 'img' }, {}, dirs);
+    expect(bare.flavour.name).toBe('custom-job');
+    expect(bare.inputs).toEqual([]);
+    expect(bare.outputDefaulted).toBe(true);
+    expect(bare.baseOutputDirectory).toBeUndefined();
+    expect(mergeRunJobSpec({}, parse({ jobSpec: { workerPoolSpecs: [{ containerSpec: { imageUri: 'i' } }], baseOutputDirectory: { outputUriPrefix: 'gs://b/base' } } }), dirs).baseOutputDirectory).toBe('gs://b/base');
+  });
+
+  it('restarts by default for 6/11/134/139 up to 3 times; 0 turns them off, any widens them', () => {
+    expect(mergeRunJobSpec(base, {}, dirs)).toMatchObject({ maxRestarts: 3, restartExitCodes: [6, 11, 134, 139] });
+    expect(mergeRunJobSpec({ ...base, maxRestarts: 0 }, {}, dirs).maxRestarts).toBe(0);
+    expect(mergeRunJobSpec({ ...base, restartExitCodes: 'any' }, {}, dirs).restartExitCodes).toBeUndefined();
+  });
+
+  it('worker pools after the first are named in a warning; empty ones ({}) are unused on Vertex too', () => {
+    const file = parse({ jobSpec: { workerPoolSpecs: [{ containerSpec: { imageUri: 'i' } }, {}, { containerSpec: { imageUri: 'ps' }, replicaCount: 2 }] } });
+    const spec = mergeRunJobSpec({}, file, dirs);
+    expect(spec.skippedPools).toBe(1);
+    expect(spec.warnings.join()).toContain('not run: workerpool2 (2 replica(s))');
   });
 
   it('rejects AIP_ names set in the spec, naming the field', () => {

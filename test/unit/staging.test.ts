@@ -117,6 +117,7 @@ describe('resolveInputs', () => {
     expect(await resolveOutput(ref('out'), gcsRoot())).toEqual({ hostDir: path.join(dir, 'out'), containerDir: '/vbe/output' });
     expect(await resolveOutput(ref('gs://bkt/preds'), gcsRoot())).toEqual({ hostDir: path.join(dir, 'gcs/bkt/preds'), containerDir: '/gcs/bkt/preds', gcsUri: 'gs://bkt/preds' });
     await expect(resolveOutput(ref('data/a.jsonl'), gcsRoot())).rejects.toThrow(/is not a directory/);
-    await expect(resolveOutput(ref('gs://bkt'), gcsRoot())).rejects.toThrow(/whole bucket/);
+    // A whole bucket is a valid output (a CustomJob's baseOutputDirectory can be gs://bucket).
+    expect(await resolveOutput(ref('gs://bkt'), gcsRoot())).toEqual({ hostDir: path.join(dir, 'gcs/bkt'), containerDir: '/gcs/bkt', gcsUri: 'gs://bkt' });
   });
 });

@@ -45,6 +45,18 @@ describe('judgeRunJob: Vertex states and messages', () => {
   it('exit 0 without outputs FAILS', () => {
     expect(judgeRunJob({ ...ok, outputFileCount: 0 })).toMatchObject({ state: 'JOB_STATE_FAILED', error: { code: 5 } });
   });
+  it('a CustomJob: exit 0 SUCCEEDS without outputs (NO_OUTPUT a warning); --expect-output makes it FAIL; /gcs writes count', () => {
+    const customJob = { ...ok, flavour: 'custom-job' as const, outputFileCount: 0, stagedInputPaths: [] };
+    expect(judgeRunJob(customJob)).toEqual({ state: 'JOB_STATE_SUCCEEDED' });
+    expect(diagnoseRunJob(customJob).map((d) => [d.code, d.severity])).toEqual([['NO_OUTPUT', 'warning']]);
+    const strict = { ...customJob, expectOutput: true };
+    expect(judgeRunJob(strict)).toMatchObject({ state: 'JOB_STATE_FAILED', error: { code: 5, message: expect.stringContaining('--expect-output') } });
+    expect(diagnoseRunJob(strict).map((d) => [d.code, d.severity])).toEqual([['NO_OUTPUT', 'error']]);
+    expect(judgeRunJob({ ...strict, gcsWrittenCount: 1 })).toEqual({ state: 'JOB_STATE_SUCCEEDED' });
+    expect(diagnoseRunJob({ ...strict, gcsWrittenCount: 1 })).toEqual([]);
+    // The batch file contract's promise is AIP_BATCH_OUTPUT_DIR: writes elsewhere under /gcs do not count.
+    expect(judgeRunJob({ ...ok, outputFileCount: 0, gcsWrittenCount: 3 }).state).toBe('JOB_STATE_FAILED');
+  });
   it('cancellation wins over everything', () => {
     expect(judgeRunJob({ ...ok, cancelled: true, exitCode: 137 })).toEqual({ state: 'JOB_STATE_CANCELLED', error: { code: 1, message: 'The job was cancelled.' } });
   });
@@ -84,6 +96,24 @@ describe('diagnoseRunJob', () => {
   it('INPUT_NOT_STAGED for a missing file that is not a staged input, but not for a staged one', () => {
     expect(codes({ exitCode: 1, logSignals: [signal("FileNotFoundError: [Errno 2] No such file or directory: '/data/input.json'")] })).toEqual(['INPUT_NOT_STAGED']);
     expect(codes({ exitCode: 1, logSignals: [signal("No such file or directory: '/vbe/inputs/a.json'")] })).toEqual(['NONZERO_EXIT']);
+  });
+
+  it('INPUT_NOT_STAGED never for a file opened for writing, one under the output dir, or one that exists somewhere', () => {
+    const traceback = [signal('    with open(os.path.join(out, "model.RData"), "w") as f:'), signal("FileNotFoundError: [Errno 2] No such file or directory: '/gcs/b/models/model.RData'")];
+    expect(codes({ exitCode: 1, logSignals: traceback })).toEqual(['NONZERO_EXIT']);
+    expect(codes({ exitCode: 1, logSignals: [signal("FileNotFoundError: [Errno 2] No such file or directory: '/vbe/output/sub/x.json'")] })).toEqual(['NONZERO_EXIT']);
+    const read = [signal("FileNotFoundError: [Errno 2] No such file or directory: '/gcs/b/data/x.csv'")];
+    expect(codes({ exitCode: 1, logSignals: read, existingPaths: ['/gcs/b/data/x.csv'] })).toEqual(['NONZERO_EXIT']);
+    const [missing] = diagnoseRunJob({ ...ok, exitCode: 1, logSignals: read, stagedBuckets: ['b'] });
+    expect(missing).toMatchObject({ code: 'INPUT_NOT_STAGED', message: expect.stringContaining('gs://b/data/x.csv was not in the staged bucket') });
+    const [unstaged] = diagnoseRunJob({ ...ok, exitCode: 1, logSignals: read, stagedBuckets: [] });
+    expect(unstaged!.fix).toContain('--gcs-bucket b');
+  });
+
+  it('the NONZERO_EXIT fix points at the record, not at a log tail "above" or "below"', () => {
+    const [d] = diagnoseRunJob({ ...ok, exitCode: 2 });
+    expect(d!.message).not.toMatch(/above|below/);
+    expect(d!.message).toContain('stderr.log');
   });
 
   it('MISSING_SHARED_LIBRARY names the Debian package', () => {

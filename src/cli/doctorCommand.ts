@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import { formatChecklist } from '../report/formatChecklist.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { parseReportTargets, writeReports } from '../report/writeReports.js';
+import { withStepSummary } from './reportCommand.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { collectParts } from './runCommand.js';
@@ -25,6 +26,7 @@ interface DoctorFlags {
   staticOnly?: boolean;
   json?: boolean;
   report?: string[];
+  stepSummary?: boolean;
 }
 
 export function doctorCommand(context: CliContext): Command {
@@ -43,7 +45,8 @@ export function doctorCommand(context: CliContext): Command {
     .option('--startup-timeout <duration>', 'how long a server may take to become healthy (default 2m)')
     .option('--timeout <duration>', 'how long the live run may take (default 2m)')
     .option('--static-only', 'only the checks that do not run the container')
-    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
+    .option('--report <format=file...>', 'also write a report: junit=<file> (JUnit XML for CI), json=<file>, html=<file> (self-contained, with charts) or markdown=<file> (repeatable)')
+    .option('--no-step-summary', 'do not append the Markdown summary to GITHUB_STEP_SUMMARY (appended by default when it is set)')
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--json', 'print the checklist as JSON on stdout')
     .action(async (flags: DoctorFlags) => {
@@ -70,7 +73,7 @@ export function doctorCommand(context: CliContext): Command {
         { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`), onTransfer },
       ));
       context.stderr(formatChecklist(report));
-      await writeReports(reports, report);
+      for (const warning of await writeReports(reports, report, { ...withStepSummary(flags) })) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(report, null, 2));
       context.setExitCode(report.ok ? 0 : 1);
     });

@@ -2,11 +2,14 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { emulatorError } from '../errors.js';
 import path from 'node:path';
 import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
+import type { ChartDataRecord } from './chartData.js';
 
 /** A phase of the job pipeline with its wall time. */
 export interface PhaseTiming {
   name: string;
   durationMs: number;
+  /** When it started, in ms since the job's createTime. */
+  startMs?: number;
 }
 
 /** One start of the replica (more than one with --max-restarts). */
@@ -44,6 +47,8 @@ export interface RunEmulatorSection {
   recordFile: string;
   /** With `--gcs real`: what moved to and from Cloud Storage. */
   cloudStorage?: CloudStorageRecord;
+  /** What the HTML report draws: timeline, engine stats over time. */
+  charts?: ChartDataRecord;
 }
 
 /** `--gcs real`: the endpoint, the local mirror and what was downloaded and uploaded. */
@@ -140,5 +145,7 @@ export interface BatchPredictionJobResource {
     logTail: string[];
     recordFile: string;
     cloudStorage?: CloudStorageRecord;
+    /** What the HTML report draws: per-replica timeline and stats, instances over time, latency. */
+    charts?: ChartDataRecord;
   };
 }

@@ -38,12 +38,12 @@ export function timelineOption(charts: ChartDataRecord): { option: EChartsOption
           const bandHeight = (api.size!([0, 1]) as number[])[1]! * 0.6;
           const width = Math.max(1, end[0]! - start[0]!);
           const name = String(charts.timeline[params.dataIndex]?.name ?? '');
+          const rect = { type: 'rect' as const, shape: { x: start[0]!, y: start[1]! - bandHeight / 2, width, height: bandHeight }, style: { fill: color(name), opacity: 0.85 } };
+          // A name is written where it fits; the caption lists every span with its times.
+          const fits = width >= name.length * 6 + 4;
           return {
             type: 'group',
-            children: [
-              { type: 'rect', shape: { x: start[0]!, y: start[1]! - bandHeight / 2, width, height: bandHeight }, style: { fill: color(name), opacity: 0.85 } },
-              { type: 'text', style: { text: name, x: start[0]! + 2, y: start[1]! - bandHeight / 2 - 12, fill: '#1f2328', fontSize: 10 } },
-            ],
+            children: fits ? [rect, { type: 'text' as const, style: { text: name, x: start[0]! + 3, y: start[1]! - 6, fill: '#fff', fontSize: 11 } }] : [rect],
           };
         },
         encode: { x: [1, 2], y: 0 },

@@ -40,7 +40,17 @@ function chartsHtml(charts: ChartDataRecord | undefined, limits: { memoryBytes: 
   if (!charts) return '<p class="meta">This record has no chart data (written by an older vbe).</p>';
   const parts: string[] = [];
   const timeline = timelineOption(charts);
-  parts.push(figure('timeline', 'Timeline', renderSvg(timeline.option, { width: WIDTH, height: timeline.height }), { phases: phases.join(','), lanes: [...new Set(charts.timeline.map((s) => s.lane))].join(','), restarts: charts.marks.filter((m) => m.kind === 'restart').length }));
+  const spans = charts.timeline.map((s) => `<li data-lane="${html(s.lane)}"><b>${html(s.name)}</b> (${html(s.lane)}): ${html(formatDuration(s.endMs - s.startMs))}, ${html(formatDuration(s.startMs))} to ${html(formatDuration(s.endMs))}</li>`);
+  const marks = charts.marks.map((m) => `<li data-lane="${html(m.lane)}" data-mark="${html(m.kind)}">▲ ${html(m.label)} (${html(m.lane)}) at ${html(formatDuration(m.atMs))}</li>`);
+  parts.push(
+    figure(
+      'timeline',
+      'Timeline',
+      renderSvg(timeline.option, { width: WIDTH, height: timeline.height }),
+      { phases: phases.join(','), lanes: [...new Set(charts.timeline.map((s) => s.lane))].join(','), restarts: charts.marks.filter((m) => m.kind === 'restart').length },
+      `<details><summary>every span and event</summary><ul class="spans">${spans.join('')}${marks.join('')}</ul></details>`,
+    ),
+  );
   const sampled = charts.replicas.some((r) => r.memoryBytes.points.length > 0);
   if (limits && sampled) {
     const oom = charts.marks.find((m) => m.kind === 'oom-kill');

@@ -161,7 +161,7 @@ export function latencyOption(latency: LatencyRecord): EChartsOption {
   const bucketOf = (ms: number) => labels[Math.max(0, latency.buckets.findIndex((b) => b.upToMs >= ms))]!;
   return {
     grid: { ...grid, bottom: 60 },
-    xAxis: { type: 'category', data: labels, name: 'request latency', nameLocation: 'middle', nameGap: 44, axisLabel: { rotate: 30, fontSize: 10 } },
+    xAxis: { type: 'category', data: labels, name: 'request latency', nameLocation: 'middle', nameGap: 44, axisLabel: { rotate: 30, fontSize: 10, interval: 0 } },
     yAxis: { type: 'value', name: 'requests', minInterval: 1 },
     series: [
       {

@@ -118,7 +118,7 @@ describe('HTML report, checked in a real headless browser', () => {
 
   it('an OOM-killed run: the OOM kill marked on the memory chart and the timeline, the diagnosis with its fix at the top', async () => {
     const out = path.join(work, 'oom');
-    const result = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', out, '--quiet', '--machine-type', 'e2-highcpu-2', '--command', 'sh', '--command', '-c', '--command', 'sleep 2; tail /dev/zero']);
+    const result = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', out, '--quiet', '--machine-type', 'e2-highcpu-2', '--command', 'sh', '--command', '-c', '--command', 'sleep 2; dd if=/dev/zero of=/dev/null bs=2500M count=1']);
     expect(result.code).toBe(1);
     // rendered later, from the record alone
     const record = path.join(out, '.vbe/job.json');
@@ -143,7 +143,7 @@ describe('HTML report, checked in a real headless browser', () => {
     expect(memory.svgText).toContain('limit 2.0 GiB');
     expect(facts.figures.timeline!.text).toContain('OOM kill');
     await expectScreenshot(path.join(work, 'oom.png'));
-  });
+  }, 420_000); // filling 2 GiB takes minutes on a loaded 2-core machine (about 15-25 MB/s was measured)
 
   it('a batch prediction with failures on two replicas: a lane per replica, throughput, latency buckets and percentiles of job.json, error groups', async () => {
     const instances = path.join(work, 'bp.jsonl');

@@ -5,8 +5,7 @@ import { usageError } from '../errors.js';
 import type { BatchPredictOptions, OutputNaming } from '../spec/batchPredictSpec.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
-import { withStepSummary } from './reportCommand.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { cliJobHooks, collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
@@ -150,7 +149,7 @@ export function batchPredictCommand(context: CliContext): Command {
         batchPredict(toBatchPredictOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatBatchSummary(job));
-      for (const warning of await writeReports(reports, job, { ...withStepSummary(flags) })) context.stderr(`vbe warn: ${warning}`);
+      for (const warning of await writeReports(reports, job, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

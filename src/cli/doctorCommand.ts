@@ -3,8 +3,7 @@ import { runDoctor } from '../doctor/runDoctor.js';
 import { usageError } from '../errors.js';
 import { formatChecklist } from '../report/formatChecklist.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
-import { withStepSummary } from './reportCommand.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { collectParts } from './runCommand.js';
@@ -73,7 +72,7 @@ export function doctorCommand(context: CliContext): Command {
         { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`), onTransfer },
       ));
       context.stderr(formatChecklist(report));
-      for (const warning of await writeReports(reports, report, { ...withStepSummary(flags) })) context.stderr(`vbe warn: ${warning}`);
+      for (const warning of await writeReports(reports, report, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(report, null, 2));
       context.setExitCode(report.ok ? 0 : 1);
     });

@@ -3,14 +3,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { usageError } from '../errors.js';
 import type { ReportSubject } from '../report/markdownSummary.js';
-import { type ReportTarget, stepSummaryFile, writeReports } from '../report/writeReports.js';
+import { type ReportTarget, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
-
-/** The step-summary option of the job commands: GITHUB_STEP_SUMMARY unless `--no-step-summary`. */
-export function withStepSummary(flags: { stepSummary?: boolean }): { stepSummaryFile?: string } {
-  const file = stepSummaryFile(process.env, flags.stepSummary);
-  return file ? { stepSummaryFile: file } : {};
-}
 
 /** Reads a job record (`job.json`, `--report json=`) or a doctor result; anything else is a usage error naming the file. */
 export async function readReportSubject(file: string): Promise<ReportSubject> {

@@ -5,8 +5,7 @@ import { formatRunSummary } from '../report/formatRunSummary.js';
 import { usageError } from '../errors.js';
 import { parseSizeBytes } from '../spec/parseSize.js';
 import { PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
-import { withStepSummary } from './reportCommand.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 
@@ -149,7 +148,7 @@ export function runCommand(context: CliContext): Command {
         runJob(toRunJobOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatRunSummary(job));
-      for (const warning of await writeReports(reports, job, { ...withStepSummary(flags) })) context.stderr(`vbe warn: ${warning}`);
+      for (const warning of await writeReports(reports, job, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

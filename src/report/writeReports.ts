@@ -4,7 +4,6 @@ import { usageError } from '../errors.js';
 import type { DoctorReport } from '../doctor/runDoctor.js';
 import type { Diagnosis } from '../verdict/jobState.js';
 import { type BatchPredictionJobResource, type RunJobResource, writeJsonAtomic } from './jobResource.js';
-import { markdownSummary } from './markdownSummary.js';
 
 export type ReportFormat = 'junit' | 'json' | 'html' | 'markdown';
 export interface ReportTarget {
@@ -112,6 +111,7 @@ export async function writeReports(
       continue;
     }
     if (target.format === 'markdown') {
+      const { markdownSummary } = await import('./markdownSummary.js');
       await writeTextAtomic(target.file, markdownSummary(result));
       continue;
     }
@@ -120,6 +120,7 @@ export async function writeReports(
     await writeTextAtomic(target.file, toJUnit(suite, isDoctor ? doctorCases(result) : jobCases(result)));
   }
   if (options.stepSummaryFile) {
+    const { markdownSummary } = await import('./markdownSummary.js');
     try {
       await appendFile(options.stepSummaryFile, `${markdownSummary(result)}\n`, 'utf8');
     } catch (error) {
@@ -133,4 +134,10 @@ export async function writeReports(
 export function stepSummaryFile(env: NodeJS.ProcessEnv, enabled: boolean | undefined): string | undefined {
   const file = env.GITHUB_STEP_SUMMARY;
   return enabled !== false && file ? file : undefined;
+}
+
+/** The step-summary option of a command: GITHUB_STEP_SUMMARY unless `--no-step-summary`. */
+export function withStepSummary(flags: { stepSummary?: boolean }, env: NodeJS.ProcessEnv = process.env): { stepSummaryFile?: string } {
+  const file = stepSummaryFile(env, flags.stepSummary);
+  return file ? { stepSummaryFile: file } : {};
 }

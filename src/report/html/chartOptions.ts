@@ -9,7 +9,7 @@ import { perSecond, type LatencyRecord } from '../timeSeries.js';
 const COLORS = ['#0969da', '#8250df', '#bf8700', '#1a7f37', '#cf222e', '#57606a'];
 const MARK_COLORS: Record<TimelineMark['kind'], string> = { restart: '#bf8700', 'oom-kill': '#cf222e', exit: '#57606a', died: '#cf222e', timeout: '#cf222e', cancelled: '#57606a' };
 const seconds = (ms: number) => formatDuration(ms);
-const timeAxis = (maxMs: number) => ({ type: 'value' as const, name: 'time since created', nameLocation: 'middle' as const, nameGap: 26, min: 0, max: Math.max(1000, Math.ceil(maxMs / 1000) * 1000), axisLabel: { formatter: (v: number) => seconds(v) } });
+const timeAxis = (maxMs: number) => ({ type: 'value' as const, name: 'time since created', nameLocation: 'middle' as const, nameGap: 26, min: 0, max: Math.max(1000, Math.ceil(maxMs / 1000) * 1000), axisLabel: { formatter: (v: number) => seconds(v), showMaxLabel: false } });
 const grid = { left: 80, right: 150, top: 36, bottom: 44 };
 
 /** The end of everything on the timeline, in ms. */
@@ -190,7 +190,7 @@ export function barsOption(items: Array<{ label: string; value: number }>, forma
   return {
     grid: { left: 300, right: 80, top: 10, bottom: 24 },
     xAxis: { type: 'value', axisLabel: { formatter: (v: number) => format(v) } },
-    yAxis: { type: 'category', inverse: true, data: items.map((i) => (i.label.length > 48 ? `${i.label.slice(0, 47)}…` : i.label)), axisLabel: { fontSize: 11 } },
+    yAxis: { type: 'category', inverse: true, data: items.map((i) => i.label), axisLabel: { fontSize: 11, width: 280, overflow: 'truncate' } },
     series: [{ type: 'bar', data: items.map((i) => i.value), color, label: { show: true, position: 'right', formatter: (p) => format(Number(p.value)) }, barMaxWidth: 18 }],
   };
 }

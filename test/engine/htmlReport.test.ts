@@ -145,6 +145,23 @@ describe('HTML report, checked in a real headless browser', () => {
     await expectScreenshot(path.join(work, 'oom.png'));
   }, 420_000); // filling 2 GiB takes minutes on a loaded 2-core machine (about 15-25 MB/s was measured)
 
+  it('a restarted replica: each attempt on its lane and the restart marked, as in job.json', async () => {
+    const out = path.join(work, 'restart');
+    const html = path.join(work, 'reports/restart.html');
+    const result = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', out, '--quiet', '--max-restarts', '1', '--restart-exit-codes', 'vertex', '--report', `html=${html}`, '--command', 'sh', '--command', '-c', '--command', 'sleep 1; exit 139']);
+    expect(result.code).toBe(1);
+    const job = JSON.parse(await readFile(path.join(out, '.vbe/job.json'), 'utf8'));
+    expect(job.emulator.attempts).toHaveLength(2);
+    const facts = await openInBrowser(html, path.join(work, 'restart.png'));
+    expectSelfContained(facts, html);
+    const timeline = facts.figures.timeline!;
+    expect(Number(timeline.data.restarts)).toBe(1);
+    expect(timeline.text).toContain('attempt 1');
+    expect(timeline.text).toContain('attempt 2');
+    expect(timeline.text).toContain('restart after exit 139');
+    expect(timeline.svgText).toContain('restart after exit 139');
+  });
+
   it('a batch prediction with failures on two replicas: a lane per replica, throughput, latency buckets and percentiles of job.json, error groups', async () => {
     const instances = path.join(work, 'bp.jsonl');
     await writeFile(instances, Array.from({ length: 40 }, (_, i) => JSON.stringify(i % 8 === 0 ? { id: i, fail: true } : { id: i })).join('\n') + '\n');

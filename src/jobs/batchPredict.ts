@@ -20,7 +20,7 @@ import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
-import { ChartRecorder } from './chartRecorder.js';
+import { ChartRecorder, replicaLane as lane } from './chartRecorder.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
@@ -114,7 +114,6 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const cancelled = () => hooks.signal?.aborted === true;
   let replicaMs = 0;
   const charts = new ChartRecorder(createTime);
-  const lane = (index: number) => `replica-${index}`;
 
   // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
   const onAbort = () => {
@@ -492,7 +491,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         const status = await replica.started.status();
         if (!status.running) {
           replica.dead = true;
-          if (!o.died) ctx.charts.mark(`replica-${replica.index}`, status.exited.oomKilled ? 'oom-kill' : 'died', `${status.exited.oomKilled ? 'OOM kill' : 'died'} (exit ${status.exited.exitCode})`);
+          if (!o.died) ctx.charts.mark(lane(replica.index), status.exited.oomKilled ? 'oom-kill' : 'died', `${status.exited.oomKilled ? 'OOM kill' : 'died'} (exit ${status.exited.exitCode})`);
           o.died ??= { replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
           stats.incomplete += ok.length;
           stop = true;

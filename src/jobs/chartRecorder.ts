@@ -3,6 +3,9 @@ import type { PhaseTiming } from '../report/jobResource.js';
 import { BoundedSeries, LatencyHistogram, SAMPLE_INTERVAL_MS } from '../report/timeSeries.js';
 import type { ContainerStatsSample } from '../runtime/containerEngine.js';
 
+/** The timeline lane and stats series name of a batch-predict replica. */
+export const replicaLane = (index: number) => `replica-${index}`;
+
 interface ReplicaState {
   replica: string;
   memory: BoundedSeries;

@@ -190,7 +190,7 @@ export function barsOption(items: Array<{ label: string; value: number }>, forma
   return {
     grid: { left: 300, right: 80, top: 10, bottom: 24 },
     xAxis: { type: 'value', axisLabel: { formatter: (v: number) => format(v) } },
-    yAxis: { type: 'category', inverse: true, data: items.map((i) => i.label), axisLabel: { fontSize: 11, width: 280, overflow: 'truncate' } },
+    yAxis: { type: 'category', inverse: true, data: items.map((i) => i.label), axisLabel: { fontSize: 11, width: 240, overflow: 'truncate' } },
     series: [{ type: 'bar', data: items.map((i) => i.value), color, label: { show: true, position: 'right', formatter: (p) => format(Number(p.value)) }, barMaxWidth: 18 }],
   };
 }

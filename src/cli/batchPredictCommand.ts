@@ -5,7 +5,7 @@ import { usageError } from '../errors.js';
 import type { BatchPredictOptions, OutputNaming } from '../spec/batchPredictSpec.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { cliJobHooks, collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
@@ -48,6 +48,7 @@ interface BatchFlags {
   maxLogSize?: string;
   gpu?: boolean;
   report?: string[];
+  stepSummary?: boolean;
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
@@ -139,7 +140,8 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--max-log-size <size>', 'bytes of each log stream saved to disk (default 256MiB)')
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--quiet', "do not stream the servers' output")
-    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
+    .option('--report <format=file...>', 'also write a report: junit=<file> (JUnit XML for CI), json=<file>, html=<file> (self-contained, with charts) or markdown=<file> (repeatable)')
+    .option('--no-step-summary', 'do not append the Markdown summary to GITHUB_STEP_SUMMARY (appended by default when it is set)')
     .option('--json', 'print the final BatchPredictionJob resource as JSON on stdout')
     .action(async (flags: BatchFlags) => {
       const reports = parseReportTargets(flags.report);
@@ -147,7 +149,7 @@ export function batchPredictCommand(context: CliContext): Command {
         batchPredict(toBatchPredictOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatBatchSummary(job));
-      await writeReports(reports, job);
+      for (const warning of await writeReports(reports, job, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

@@ -3,7 +3,7 @@ import { runDoctor } from '../doctor/runDoctor.js';
 import { usageError } from '../errors.js';
 import { formatChecklist } from '../report/formatChecklist.js';
 import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { collectParts } from './runCommand.js';
@@ -27,6 +27,7 @@ interface DoctorFlags {
   gcsRoot?: string;
   json?: boolean;
   report?: string[];
+  stepSummary?: boolean;
 }
 
 export function doctorCommand(context: CliContext): Command {
@@ -47,7 +48,8 @@ export function doctorCommand(context: CliContext): Command {
     .option('--static-only', 'only the checks that do not run the container')
     .option('--artifact-uri <dir|gs://...>', 'the model artifact: AIP_STORAGE_URI for a server, AIP_MODEL_DIR for a file job')
     .option('--gcs-root <dir>', 'where gs:// paths live locally (default ./gcs)')
-    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
+    .option('--report <format=file...>', 'also write a report: junit=<file> (JUnit XML for CI), json=<file>, html=<file> (self-contained, with charts) or markdown=<file> (repeatable)')
+    .option('--no-step-summary', 'do not append the Markdown summary to GITHUB_STEP_SUMMARY (appended by default when it is set)')
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--json', 'print the checklist as JSON on stdout')
     .action(async (flags: DoctorFlags) => {
@@ -76,7 +78,7 @@ export function doctorCommand(context: CliContext): Command {
         { logger: context.logger, signal: context.signal, onProgress: (m) => context.stderr(`› ${m}`), onTransfer },
       ));
       context.stderr(formatChecklist(report));
-      await writeReports(reports, report);
+      for (const warning of await writeReports(reports, report, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(report, null, 2));
       context.setExitCode(report.ok ? 0 : 1);
     });

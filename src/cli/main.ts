@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<(context: CliContext) => Command>> 
   run: async () => (await import('./runCommand.js')).runCommand,
   'batch-predict': async () => (await import('./batchPredictCommand.js')).batchPredictCommand,
   doctor: async () => (await import('./doctorCommand.js')).doctorCommand,
+  report: async () => (await import('./reportCommand.js')).reportCommand,
   prune: async () => (await import('./pruneCommand.js')).pruneCommand,
 };
 

@@ -5,7 +5,7 @@ import { formatRunSummary } from '../report/formatRunSummary.js';
 import { usageError } from '../errors.js';
 import { parseSizeBytes } from '../spec/parseSize.js';
 import { JOB_FLAVOURS, type JobFlavour, PULL_POLICIES, type PullPolicy, type RunJobOptions } from '../spec/runJobSpec.js';
-import { parseReportTargets, writeReports } from '../report/writeReports.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 
@@ -40,6 +40,7 @@ interface RunFlags {
   expectOutput?: boolean;
   gcsBucket?: string[];
   gcsStage?: 'buckets' | 'inputs';
+  stepSummary?: boolean;
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -152,7 +153,8 @@ export function runCommand(context: CliContext): Command {
     .addOption(new Option('--network <mode>', 'container network: bridge (default, like Vertex) or none (hermetic)').choices(['bridge', 'none']))
     .option('--no-progress', 'no progress bars (they are drawn only when stderr is a terminal)')
     .option('--quiet', "do not stream the container's output")
-    .option('--report <format=file...>', 'also write a report: junit=<file> (a JUnit XML test suite for CI) or json=<file> (repeatable)')
+    .option('--report <format=file...>', 'also write a report: junit=<file> (JUnit XML for CI), json=<file>, html=<file> (self-contained, with charts) or markdown=<file> (repeatable)')
+    .option('--no-step-summary', 'do not append the Markdown summary to GITHUB_STEP_SUMMARY (appended by default when it is set)')
     .option('--json', 'print the final job resource as JSON on stdout (and nothing else there)')
     .action(async (flags: RunFlags) => {
       const reports = parseReportTargets(flags.report);
@@ -160,7 +162,7 @@ export function runCommand(context: CliContext): Command {
         runJob(toRunJobOptions(flags), cliJobHooks(context, flags, onTransfer)),
       );
       context.stderr(formatRunSummary(job));
-      await writeReports(reports, job);
+      for (const warning of await writeReports(reports, job, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(job, null, 2));
       context.setExitCode(job.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

@@ -11,6 +11,7 @@ import { runJob, type RunJobHooks } from '../jobs/runJob.js';
 import { ContainerEngine } from '../runtime/containerEngine.js';
 import { getMachineType, DEFAULT_MACHINE_TYPE } from '../spec/machineTypes.js';
 import type { PullPolicy } from '../spec/runJobSpec.js';
+import type { ChartDataRecord } from '../report/chartData.js';
 import { diagnoseImage, isLinuxAmd64 } from '../verdict/judgeImage.js';
 import type { Contract, DoctorCheck } from './doctorCheck.js';
 import { filesChecks, serverChecks } from './liveChecks.js';
@@ -50,7 +51,13 @@ export interface DoctorReport {
   checks: DoctorCheck[];
   /** True when no check failed. */
   ok: boolean;
+  /** The image's largest layers (at most 10), largest first: the report draws them. */
+  layers?: Array<{ sizeBytes: number; createdBy: string }>;
+  /** The live run's limits and engine stats over time, for the report's charts. */
+  live?: { memoryLimitBytes: number; cpus: number; charts?: ChartDataRecord };
 }
+
+const MAX_LAYERS_RECORDED = 10;
 
 const CLEANUP_BUDGET_MS = 30_000;
 
@@ -104,10 +111,13 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
   const guess = guessContract(image, filesystem.scripts);
   const auto = !options.contract || options.contract === 'auto';
   let used: Contract = auto ? guess.contract : options.contract as Contract;
+  const history = await engine.imageHistory(options.image);
+  const layers = [...history].sort((a, b) => b.sizeBytes - a.sizeBytes).slice(0, MAX_LAYERS_RECORDED);
+  let live: DoctorReport['live'];
   const checks = staticChecks({
     imageUri: options.image,
     image,
-    history: await engine.imageHistory(options.image),
+    history,
     hostArchitecture: host.architecture,
     filesystem,
     port,
@@ -147,6 +157,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
         if (!sample) await writeFile(input, '{"instance": 1}\n');
         progress('running it once under the file contract');
         const job = await runJob({ ...common, inputs: [input], output: path.join(work, 'output'), timeout: options.timeout ?? '2m', ...(options.artifactUri ? { modelDir: options.artifactUri } : {}) }, jobHooks);
+        if (job.emulator.limits) live = { memoryLimitBytes: job.emulator.limits.memoryBytes, cpus: job.emulator.limits.cpus, ...(job.emulator.charts ? { charts: job.emulator.charts } : {}) };
         return filesChecks(job, Boolean(sample));
       };
       const checkServer = async () => {
@@ -171,6 +182,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
           },
           jobHooks,
         );
+        live = { memoryLimitBytes: job.emulator.limits.memoryBytes, cpus: job.emulator.limits.cpus, ...(job.emulator.charts ? { charts: job.emulator.charts } : {}) };
         return { checks: serverChecks(job, count), ready: (job.emulator.startup as { outcome?: string } | null)?.outcome === 'ready' };
       };
       if (auto && !guess.sure) {
@@ -198,5 +210,7 @@ export async function runDoctor(options: DoctorOptions, hooks: RunJobHooks = {})
     contract: { guess: guess.contract, reasons: guess.reasons, used, sure: guess.sure },
     checks,
     ok: checks.every((c) => c.status !== 'fail'),
+    layers,
+    ...(live ? { live } : {}),
   };
 }

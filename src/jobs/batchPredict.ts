@@ -21,6 +21,7 @@ import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
+import { ChartRecorder, replicaLane as lane } from './chartRecorder.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
@@ -119,6 +120,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const cancelled = () => hooks.signal?.aborted === true;
   let replicaMs = 0;
   let failedInstances: FailedInstancesRecord | undefined;
+  const charts = new ChartRecorder(createTime);
 
   // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
   const onAbort = () => {
@@ -173,9 +175,12 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       startTime = new Date();
       const startedAt = performance.now();
       await timed('start', async () => {
+        const startSpans: Array<() => void> = [];
         for (const [index, container] of created.entries()) {
+          startSpans[index] = charts.begin(lane(index), 'start / health');
           const start = await container.start();
           if ('startError' in start) {
+            charts.mark(lane(index), 'died', `could not start: exit ${start.exited.exitCode || 127}`);
             observation.startup = { outcome: 'exited', replica: index, exitCode: start.exited.exitCode || 127, oomKilled: false, startError: start.startError };
             return;
           }
@@ -186,11 +191,19 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           );
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
-          const memory = await start.started.watchMemory();
+          const memory = await start.started.watchMemory(charts.statsOf(lane(index)));
           replicas.push({ index, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
         }
         progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
-        const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal)));
+        const results = await Promise.all(
+          replicas.map((r) =>
+            waitUntilReady(r, spec, healthRoute, hooks.signal).then((result) => {
+              startSpans[r.index]?.();
+              if (result.outcome === 'exited') charts.mark(lane(r.index), result.oomKilled ? 'oom-kill' : 'died', `${result.oomKilled ? 'OOM kill' : 'exited'} (exit ${result.exitCode})`);
+              return result;
+            }),
+          ),
+        );
         const failure = results.find((r) => r.outcome !== 'ready');
         if (failure) {
           if (failure.outcome === 'cancelled') observation.cancelled = true;
@@ -201,7 +214,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       if (observation.startup?.outcome === 'ready' && !cancelled()) {
         progress(`predicting: batches of ${spec.batchSize} to ${predictRoute}`);
         const sink = new FailedInstanceSink(predictionDir, recordDir, shards, spec.outputNaming);
-        await timed('predict', () => predictAll(spec, inputs.files, replicas, { predictionDir, shards, partition, sink, observation, partialFailures, predictRoute, signal: hooks.signal, progress, transfer }).finally(async () => (failedInstances = await sink.close())));
+        const predictSpans = replicas.map((r) => charts.begin(lane(r.index), 'predict'));
+        await timed('predict', () => predictAll(spec, inputs.files, replicas, { predictionDir, shards, partition, sink, observation, partialFailures, predictRoute, signal: hooks.signal, progress, transfer, charts }).finally(async () => (failedInstances = await sink.close())));
+        for (const end of predictSpans) end();
       } else if (observation.startup?.outcome === 'ready') observation.cancelled = true;
       replicaMs = (performance.now() - startedAt) * replicas.length;
     } else if (cancelled()) observation.cancelled = true;
@@ -292,6 +307,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       logs: replicas.map((r) => r.capture.files),
       logTail: observation.logTail.slice(-40),
       recordFile: path.join(recordDir, 'job.json'),
+      charts: charts.toRecord(phases),
     },
   };
   await writeJsonAtomic(resource.emulator.recordFile, resource);
@@ -374,6 +390,7 @@ interface PredictContext {
   signal: AbortSignal | undefined;
   progress: (message: string) => void;
   transfer: TransferListener;
+  charts: ChartRecorder;
 }
 
 interface Batch {
@@ -446,8 +463,14 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
   const worker = async (replica: Replica) => {
     const out = writers[replica.index]!;
     const batches = streamFor(replica);
+    const predict = (body: Buffer, count: number) => {
+      const sentAt = performance.now();
+      const answer = replica.client.predict(ctx.predictRoute, body, count, spec.requestTimeoutMs);
+      answer.then(() => ctx.charts.requestLatency(performance.now() - sentAt), () => undefined);
+      return answer;
+    };
     const send = (prepared: Prepared): InFlight => {
-      const answer = prepared.body && replica.client.predict(ctx.predictRoute, prepared.body, prepared.batch.ok.length, spec.requestTimeoutMs);
+      const answer = prepared.body && predict(prepared.body, prepared.batch.ok.length);
       answer?.catch(() => undefined); // awaited later, where a failure surfaces: not an unhandled rejection meanwhile
       return { ...prepared, answer, sentAt: performance.now() };
     };
@@ -463,6 +486,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
       if (bad.length) {
         for (const b of bad) await ctx.sink.add(replica.index, [`"instance":${jsonText(b.echo)},`], { code: 3, message: b.message }, 0);
         stats.failed += bad.length;
+        ctx.charts.instances(0, bad.length);
         for (const b of bad) recordFailure('bad-record', 1, b.message, 3);
       }
       let outcome = current.answer && (await current.answer);
@@ -471,7 +495,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         const status = await replica.started.status();
         if (!status.running) break;
         await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
-        outcome = await replica.client.predict(ctx.predictRoute, body, ok.length, spec.requestTimeoutMs);
+        outcome = await predict(body, ok.length);
         attempts += 1;
       }
       if (outcome && !outcome.ok) {
@@ -483,6 +507,7 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         const status = await replica.started.status();
         if (!status.running) {
           replica.dead = true;
+          if (!o.died) ctx.charts.mark(lane(replica.index), status.exited.oomKilled ? 'oom-kill' : 'died', `${status.exited.oomKilled ? 'OOM kill' : 'died'} (exit ${status.exited.exitCode})`);
           o.died ??= { replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
           stats.incomplete += ok.length;
           stop = true;
@@ -499,12 +524,14 @@ async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPat
         for (let i = 0; i < ok.length; i++) lines += `{${echoMember(ok[i]!, keyed)}"prediction":${predictions[i]}}\n`;
         await out.results.writeLines(lines, ok.length);
         stats.successful += ok.length;
+        ctx.charts.instances(ok.length, 0);
       } else if (outcome) {
         const message = outcome.kind === 'http' || outcome.kind === 'timeout' || outcome.kind === 'connection'
           ? exceededRetriesMessage(outcome.message, spec.retries, performance.now() - current.sentAt)
           : outcome.message;
         await ctx.sink.add(replica.index, ok.map((record) => echoMember(record, keyed)), { code: outcome.code, message }, attempts);
         stats.failed += ok.length;
+        ctx.charts.instances(0, ok.length);
         recordFailure(outcome.kind, ok.length, message, outcome.code);
       }
       reportTransfer();

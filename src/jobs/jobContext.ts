@@ -29,9 +29,11 @@ export const silentLogger: Logger = (() => {
 export function startJobContext(hooks: RunJobHooks): JobContext {
   const logger = hooks.logger ?? silentLogger;
   const phases: PhaseTiming[] = [];
+  const createTime = new Date();
+  const origin = performance.now();
   return {
     jobId: newJobId(),
-    createTime: new Date(),
+    createTime,
     logger,
     progress: hooks.onProgress ?? (() => undefined),
     transfer: hooks.onTransfer ?? ignoreTransfer,
@@ -41,7 +43,7 @@ export function startJobContext(hooks: RunJobHooks): JobContext {
       try {
         return await fn();
       } finally {
-        phases.push({ name, durationMs: Math.round(performance.now() - started) });
+        phases.push({ name, durationMs: Math.round(performance.now() - started), startMs: Math.round(started - origin) });
         logger.debug({ phase: name }, 'phase done');
       }
     },

@@ -31,6 +31,7 @@ import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 import type { TransferListener } from './transferProgress.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
+import { ChartRecorder } from './chartRecorder.js';
 
 /** The emulator's record directory inside the output directory. */
 export const RECORD_DIR_NAME = '.vbe';
@@ -133,6 +134,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   let cleanupLeftovers: string[] = [];
   const attempts: RunAttempt[] = [];
   const cancelled = () => hooks.signal?.aborted === true;
+  const charts = new ChartRecorder(createTime);
 
   await mkdir(recordDir, { recursive: true });
   try {
@@ -212,6 +214,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           let replica = created;
           for (let attempt = 0; ; attempt++) {
             const attemptStarted = Date.now();
+            const attemptSpan = charts.begin(PRIMARY_REPLICA, `attempt ${attempt + 1}`);
             delete observation.startError;
             const start = await replica.start();
             let result: ExitedContainer;
@@ -220,8 +223,10 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
               result = start.exited;
             } else {
               const banner = attempt > 0 ? `[vbe: attempt ${attempt + 1}]` : undefined;
-              result = await runToExit(start.started, capture!, deadline - Date.now(), spec, hooks.signal, observation, progress, banner);
+              result = await runToExit(start.started, capture!, deadline - Date.now(), spec, hooks.signal, observation, progress, banner, charts);
             }
+            attemptSpan();
+            recordExitMarks(charts, result, observation);
             const exitCode = observation.startError && !result.exitCode ? 127 : result.exitCode;
             attempts.push({
               attempt: attempt + 1,
@@ -233,6 +238,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             const restartable = exitCode !== 0 && (spec.restartExitCodes ? spec.restartExitCodes.includes(exitCode) : true);
             if (!restartable || attempt >= spec.maxRestarts || observation.timedOut || observation.cancelled || Date.now() >= deadline) return result;
             progress(`replica exited with status ${exitCode}: restarting (attempt ${attempt + 2} of ${spec.maxRestarts + 1})`);
+            charts.mark(PRIMARY_REPLICA, 'restart', `restart after exit ${exitCode}`);
             replica = await newReplica(attempt + 1);
           }
         });
@@ -342,6 +348,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       logs: { ...logFiles, truncated: capture ? capture.truncated.stdout || capture.truncated.stderr : false },
       logTail: capture?.tail.length ? capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)) : observation.startError ? [observation.startError] : [],
       recordFile,
+      charts: charts.toRecord(phases),
     },
   };
   await writeJsonAtomic(recordFile, resource);
@@ -358,9 +365,10 @@ async function runToExit(
   observation: RunObservation,
   progress: (message: string) => void,
   banner?: string,
+  charts?: ChartRecorder,
 ): Promise<ExitedContainer> {
   const logs = await started.followLogs();
-  const memory = await started.watchMemory();
+  const memory = await started.watchMemory(charts?.statsOf(PRIMARY_REPLICA));
   const captured = Promise.all([capture.capture('stdout', logs.stdout, banner), capture.capture('stderr', logs.stderr, banner)]);
   const timer = setTimeout(() => {
     observation.timedOut = true;
@@ -384,6 +392,14 @@ async function runToExit(
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The end of an attempt on the timeline: OOM kill, timeout, cancellation or its exit status. */
+function recordExitMarks(charts: ChartRecorder, result: ExitedContainer, observation: RunObservation): void {
+  if (observation.timedOut) charts.mark(PRIMARY_REPLICA, 'timeout', 'timeout: killed');
+  else if (observation.cancelled) charts.mark(PRIMARY_REPLICA, 'cancelled', 'cancelled');
+  else if (result.oomKilled) charts.mark(PRIMARY_REPLICA, 'oom-kill', `OOM kill (exit ${result.exitCode})`);
+  else charts.mark(PRIMARY_REPLICA, 'exit', `exit ${result.exitCode}`);
 }
 
 /** Linux refuses one environment string longer than 32 pages (MAX_ARG_STRLEN): execve fails with E2BIG. */

@@ -3,11 +3,14 @@ import { emulatorError } from '../errors.js';
 import path from 'node:path';
 import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
 import type { FailedInstancesRecord } from '../staging/failedInstances.js';
+import type { ChartDataRecord } from './chartData.js';
 
 /** A phase of the job pipeline with its wall time. */
 export interface PhaseTiming {
   name: string;
   durationMs: number;
+  /** When it started, in ms since the job's createTime. */
+  startMs?: number;
 }
 
 /** One start of the replica (more than one with --max-restarts). */
@@ -51,6 +54,8 @@ export interface RunEmulatorSection {
   cloudStorage?: CloudStorageRecord;
   /** The buckets seen at /gcs/<bucket> and what the job wrote there (outside the output prefix). */
   gcs?: GcsBucketsRecord;
+  /** What the HTML report draws: timeline, engine stats over time. */
+  charts?: ChartDataRecord;
 }
 
 /** /gcs as the job saw it: which buckets were staged whole, and what came back. Paths are `bucket/object`. */
@@ -166,5 +171,7 @@ export interface BatchPredictionJobResource {
     logTail: string[];
     recordFile: string;
     cloudStorage?: CloudStorageRecord;
+    /** What the HTML report draws: per-replica timeline and stats, instances over time, latency. */
+    charts?: ChartDataRecord;
   };
 }

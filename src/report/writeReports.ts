@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import type { DoctorReport } from '../doctor/runDoctor.js';
@@ -6,17 +6,23 @@ import type { Diagnosis } from '../verdict/jobState.js';
 import { type BatchPredictionJobResource, type RunJobResource, writeJsonAtomic } from './jobResource.js';
 import { formatFailedInstance } from './formatBatchSummary.js';
 
-export type ReportFormat = 'junit' | 'json';
+export type ReportFormat = 'junit' | 'json' | 'html' | 'markdown';
 export interface ReportTarget {
   format: ReportFormat;
   file: string;
 }
 
-/** Parses `--report junit=<file>` / `--report json=<file>`. */
+/** Parses `--report junit=<file>` / `json=<file>` / `html=<file>` / `markdown=<file>`. */
 export function parseReportTargets(values: readonly string[] | undefined, cwd = process.cwd()): ReportTarget[] {
   return (values ?? []).map((value) => {
-    const m = /^(junit|json)=(.+)$/.exec(value);
-    if (!m) throw usageError('INVALID_REPORT', `--report: "${value}" is not junit=<file> or json=<file>.`, 'Write --report junit=reports/vbe.xml or --report json=reports/vbe.json.');
+    const m = /^(junit|json|html|markdown)=(.+)$/.exec(value);
+    if (!m) {
+      throw usageError(
+        'INVALID_REPORT',
+        `--report: "${value}" is not junit=<file>, json=<file>, html=<file> or markdown=<file>.`,
+        'Write --report junit=reports/vbe.xml, --report json=reports/vbe.json, --report html=reports/vbe.html or --report markdown=reports/vbe.md.',
+      );
+    }
     return { format: m[1] as ReportFormat, file: path.resolve(cwd, m[2]!) };
   });
 }
@@ -83,18 +89,63 @@ export function toJUnit(suite: string, cases: readonly TestCase[]): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="vbe" tests="${cases.length}" failures="${failures}" time="${time.toFixed(3)}">\n  <testsuite name="${xml(suite)}" tests="${cases.length}" failures="${failures}" time="${time.toFixed(3)}">\n${body}\n  </testsuite>\n</testsuites>\n`;
 }
 
-/** Writes each requested report (atomically): a JUnit XML test suite, or the JSON result. */
-export async function writeReports(targets: readonly ReportTarget[], result: RunJobResource | BatchPredictionJobResource | DoctorReport): Promise<void> {
+async function writeTextAtomic(file: string, text: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, text, 'utf8');
+  await rename(temp, file);
+}
+
+/**
+ * Writes each requested report (atomically): a JUnit XML test suite, the JSON result, the HTML
+ * report (its charting library is loaded only here) or the Markdown summary. With
+ * `stepSummaryFile` (GitHub's GITHUB_STEP_SUMMARY), the Markdown summary is appended there too;
+ * failing to append is a warning (returned), never a failed job.
+ */
+export async function writeReports(
+  targets: readonly ReportTarget[],
+  result: RunJobResource | BatchPredictionJobResource | DoctorReport,
+  options: { stepSummaryFile?: string } = {},
+): Promise<string[]> {
+  const warnings: string[] = [];
   for (const target of targets) {
     await mkdir(path.dirname(target.file), { recursive: true });
     if (target.format === 'json') {
       await writeJsonAtomic(target.file, result);
       continue;
     }
+    if (target.format === 'html') {
+      const { renderHtmlReport } = await import('./html/renderHtmlReport.js');
+      await writeTextAtomic(target.file, renderHtmlReport(result));
+      continue;
+    }
+    if (target.format === 'markdown') {
+      const { markdownSummary } = await import('./markdownSummary.js');
+      await writeTextAtomic(target.file, markdownSummary(result));
+      continue;
+    }
     const isDoctor = 'checks' in result;
     const suite = isDoctor ? `vbe doctor ${result.image}` : `vbe ${result.emulator.contract === 'files' ? 'run' : 'batch-predict'} ${result.displayName}`;
-    const temp = `${target.file}.${process.pid}.tmp`;
-    await writeFile(temp, toJUnit(suite, isDoctor ? doctorCases(result) : jobCases(result)), 'utf8');
-    await rename(temp, target.file);
+    await writeTextAtomic(target.file, toJUnit(suite, isDoctor ? doctorCases(result) : jobCases(result)));
   }
+  if (options.stepSummaryFile) {
+    const { markdownSummary } = await import('./markdownSummary.js');
+    try {
+      await appendFile(options.stepSummaryFile, `${markdownSummary(result)}\n`, 'utf8');
+    } catch (error) {
+      warnings.push(`Could not append the job summary to GITHUB_STEP_SUMMARY (${options.stepSummaryFile}): ${(error as Error).message}`);
+    }
+  }
+  return warnings;
+}
+
+/** Where the Markdown summary is appended: GITHUB_STEP_SUMMARY when set, unless `--no-step-summary`. */
+export function stepSummaryFile(env: NodeJS.ProcessEnv, enabled: boolean | undefined): string | undefined {
+  const file = env.GITHUB_STEP_SUMMARY;
+  return enabled !== false && file ? file : undefined;
+}
+
+/** The step-summary option of a command: GITHUB_STEP_SUMMARY unless `--no-step-summary`. */
+export function withStepSummary(flags: { stepSummary?: boolean }, env: NodeJS.ProcessEnv = process.env): { stepSummaryFile?: string } {
+  const file = stepSummaryFile(env, flags.stepSummary);
+  return file ? { stepSummaryFile: file } : {};
 }

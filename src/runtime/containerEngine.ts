@@ -541,9 +541,10 @@ export class StartedContainer {
   /**
    * Samples memory use from the engine's stats stream (about once a second) until stopped or the
    * container ends; `peakBytes` is the highest figure seen (the cgroup's own peak where the engine
-   * reports one). Returns at once: the stream is read as it comes.
+   * reports one). Returns at once: the stream is read as it comes. `onSample` gets each sample:
+   * memory in use as `docker stats` shows it (usage less inactive page cache) and CPU in cores.
    */
-  async watchMemory(): Promise<{ peakBytes: () => number; stop: () => void }> {
+  async watchMemory(onSample?: (sample: ContainerStatsSample) => void): Promise<{ peakBytes: () => number; stop: () => void }> {
     let peak = 0;
     let stopped = false;
     let stream: Readable | undefined;
@@ -553,8 +554,9 @@ export class StartedContainer {
         stream.on('error', () => undefined);
         if (stopped) return void stream.destroy();
         readJsonLines(stream, (value) => {
-          const stats = value as { memory_stats?: { usage?: number; max_usage?: number } };
+          const stats = value as EngineStats;
           peak = Math.max(peak, stats.memory_stats?.max_usage ?? 0, stats.memory_stats?.usage ?? 0);
+          if (onSample && stats.memory_stats?.usage !== undefined) onSample(statsSample(stats));
         });
       },
       () => undefined, // no figures: peak stays 0
@@ -698,4 +700,32 @@ export class ExitedContainer {
       throw engineError(error, `copying ${path} out of the container`);
     }
   }
+}
+
+/** One reading of the engine's stats stream, in the emulator's units. */
+export interface ContainerStatsSample {
+  /** When it was read (epoch ms, this host's clock). */
+  atMs: number;
+  memoryBytes: number;
+  /** CPU used since the previous reading, in cores (1.5 = one and a half CPUs busy); absent on the first. */
+  cpuCores?: number;
+}
+
+interface EngineStats {
+  memory_stats?: { usage?: number; max_usage?: number; stats?: { inactive_file?: number; total_inactive_file?: number } };
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+}
+
+/** As `docker stats` computes them: memory less inactive file cache; CPU share of the host's time times its CPUs. */
+function statsSample(stats: EngineStats): ContainerStatsSample {
+  const m = stats.memory_stats!;
+  const inactive = m.stats?.inactive_file ?? m.stats?.total_inactive_file ?? 0;
+  const sample: ContainerStatsSample = { atMs: Date.now(), memoryBytes: Math.max(0, (m.usage ?? 0) - inactive) };
+  const cpu = stats.cpu_stats;
+  const pre = stats.precpu_stats;
+  const cpuDelta = (cpu?.cpu_usage?.total_usage ?? 0) - (pre?.cpu_usage?.total_usage ?? 0);
+  const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0);
+  if (pre?.system_cpu_usage && systemDelta > 0 && cpuDelta >= 0) sample.cpuCores = (cpuDelta / systemDelta) * (cpu?.online_cpus ?? 1);
+  return sample;
 }

@@ -49,9 +49,9 @@ describe('CI reports', () => {
   });
 
   it('a malformed --report is a usage error', async () => {
-    const result = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', path.join(work, 'x'), '--report', 'html=out.html']);
+    const result = await runVbe(['run', '--image', BUSYBOX, '--input', input, '--output', path.join(work, 'x'), '--report', 'pdf=out.pdf']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--report: "html=out.html" is not junit=<file> or json=<file>');
+    expect(result.stderr).toContain('--report: "pdf=out.pdf" is not junit=<file>, json=<file>, html=<file> or markdown=<file>');
   });
 
   it('logs: pino JSON lines when piped or with --log-format json, readable lines with --log-format human', async () => {

@@ -12,9 +12,10 @@ import { stageInputs } from '../staging/stageInputs.js';
 import type { BadInstance, ConvertedInstance, InstanceRecord, JsonInstance } from '../instances/convertInstance.js';
 import { readInstances } from '../instances/readInstances.js';
 import { formatBytes } from '../verdict/diagnoseRunJob.js';
-import { type BatchObservation, diagnoseBatchPredict, type FailureKind, judgeBatchPredict } from '../verdict/judgeBatchPredict.js';
+import { type BatchObservation, diagnoseBatchPredict, type FailureKind, judgeBatchPredict, type ProbeFailure } from '../verdict/judgeBatchPredict.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
-import type { JobError } from '../verdict/jobState.js';
+import type { Diagnosis, JobError } from '../verdict/jobState.js';
+import { formatDuration } from '../spec/parseDuration.js';
 import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
 import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
@@ -23,7 +24,9 @@ import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js'
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
-import { limitsRecord, machineLimits } from './machineLimits.js';
+import { cpusetFor, limitsRecord, machineLimits } from './machineLimits.js';
+import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
+import { describeProbe, type ProbeTarget, waitForProbe } from './probes.js';
 import { PredictionClient, type PredictOutcome } from './predictionClient.js';
 import type { RunJobHooks } from './runJob.js';
 import type { TransferListener } from './transferProgress.js';
@@ -40,6 +43,7 @@ const PROBE_ROUTES = ['/', '/health', '/healthz', '/ping', '/ready', '/v1/models
 
 interface Replica {
   index: number;
+  storageLimited?: boolean;
   started: StartedContainer;
   memory: { peakBytes: () => number; stop: () => void };
   client: PredictionClient;
@@ -75,7 +79,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
 
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
-  const limits = machineLimits(base.machine, host);
+  const limits = machineLimits(base.machine, host, base.memoryReserve);
   const gpus = checkAccelerators(base.accelerator, host);
   const warnings = [...base.warnings, ...limits.warnings];
   if (spec.replicaCount > 1 && limits.cappedToHost) warnings.push(`${spec.replicaCount} replicas share this host's ${host.cpus} CPUs; each gets the machine type's limits, capped.`);
@@ -93,6 +97,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     batchSize: spec.batchSize,
     machineType: base.machine.name,
     memoryBytes: limits.memoryBytes,
+    machineMemoryBytes: limits.machineMemoryBytes,
+    memoryReserveBytes: limits.memoryReserveBytes,
     stats: { successful: 0, failed: 0, incomplete: 0 },
     maxResponseBytes: 0,
     failuresByKind: {},
@@ -112,6 +118,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   const shards = Array.from({ length: spec.replicaCount }, (_, i) => predictionFileNames(spec.outputNaming, i, spec.replicaCount));
   const cancelled = () => hooks.signal?.aborted === true;
   let replicaMs = 0;
+  let disk: DiskCheck | undefined;
 
   // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
   const onAbort = () => {
@@ -150,6 +157,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
               env: environment,
               nanoCpus: limits.nanoCpus,
               memoryBytes: limits.memoryBytes,
+              ...replicaResources(base, limits, image!, cpusetFor(limits, host.cpus, i)),
               mounts,
               publishPort: spec.port,
               ...(gpus ? { gpus } : {}),
@@ -180,10 +188,11 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
           const memory = await start.started.watchMemory();
-          replicas.push({ index, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
+          replicas.push({ index, storageLimited: container.storageLimited, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
         }
         progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
-        const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal)));
+        const explain = (startup: NonNullable<BatchObservation['startup']>) => diagnoseBatchPredict({ ...observation, startup });
+        const results = await Promise.all(replicas.map((r) => waitUntilReady(r, spec, healthRoute, hooks.signal, { progress, explain })));
         const failure = results.find((r) => r.outcome !== 'ready');
         if (failure) {
           if (failure.outcome === 'cancelled') observation.cancelled = true;
@@ -203,6 +212,12 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     hooks.signal?.removeEventListener('abort', onAbort);
     if (cancelled()) observation.cancelled = true;
     await timed('stop', async () => {
+      // What each server wrote to its own disk, measured before it goes (the largest counts).
+      for (const r of replicas) {
+        const written = await r.started.writableLayerBytes().catch(() => undefined);
+        const check = written === undefined || !image ? undefined : checkDisk(base, image, Boolean(r.storageLimited), written, 0);
+        if (check && (!disk || (check.record.usedBytes ?? 0) > (disk.record.usedBytes ?? 0))) disk = check;
+      }
       // The outputs are written by vbe, not the server: once the data plane is done, no grace is needed.
       await Promise.all(replicas.map((r) => r.started.kill().catch(() => undefined)));
       await Promise.all(replicas.map((r) => r.logsDone));
@@ -221,8 +236,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     observation.logSignals.push(...r.capture.signals);
     observation.logTail.push(...r.capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)));
   }
-  const verdict = judgeBatchPredict(observation);
-  const diagnoses = diagnoseBatchPredict(observation);
+  const verdict = withDiskVerdict(judgeBatchPredict(observation), disk, 'A model server replica');
+  const diagnoses = [...diagnoseBatchPredict(observation), ...(disk?.diagnosis ? [disk.diagnosis] : [])];
   const endTime = new Date();
   const gcsOutputDirectory = output.gcsUri ? `${output.gcsUri.replace(/\/+$/, '')}/${dirName}` : undefined;
   const stats = observation.stats;
@@ -239,6 +254,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
         ports: [{ containerPort: spec.port }],
         ...(spec.predictRoute ? { predictRoute: spec.predictRoute } : {}),
         ...(spec.healthRoute ? { healthRoute: spec.healthRoute } : {}),
+        ...(base.shmSizeBytes ? { sharedMemorySizeMb: String(base.shmSizeBytes / 1024 ** 2) } : {}),
+        ...(spec.startupProbe ? { startupProbe: spec.startupProbe } : {}),
+        ...(spec.healthProbe ? { healthProbe: spec.healthProbe } : {}),
       },
     },
     inputConfig: { instancesFormat: spec.instancesFormat, gcsSource: { uris: base.inputs.map((i) => i.text) } },
@@ -262,6 +280,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       jobId,
       image: imageRecord(base.imageUri, pulled, image),
       limits: limitsRecord(limits),
+      sharedMemoryBytes: base.shmSizeBytes ?? null,
+      disk: disk?.record ?? unmeasuredDisk(base),
+      deadlines: deadlinesRecord(spec),
       ...(image ? { container: containerRecord(image, command, args) } : {}),
       environment: vertexEnvironmentRecord(environment, base.env),
       userEnvNames: base.env.map((e) => e.name),
@@ -309,34 +330,112 @@ function serverEnv(p: { spec: BatchPredictSpec; endpointId: string; deployedMode
 
 type Readiness = NonNullable<BatchObservation['startup']> | { outcome: 'cancelled' };
 
-/** Liveness then health, as Vertex probes, until ready, exited, timed out or cancelled. */
-async function waitUntilReady(replica: Replica, spec: BatchPredictSpec, healthRoute: string, signal: AbortSignal | undefined): Promise<Readiness> {
-  const deadline = Date.now() + spec.startupTimeoutMs;
+/** After this long without a ready server, vbe prints what is wrong so far and keeps waiting. */
+const STARTUP_REPORT_AFTER_MS = 60_000;
+
+interface ReadinessHooks {
+  progress: (message: string) => void;
+  /** The diagnoses a never-ready start-up would get now. */
+  explain: (startup: NonNullable<BatchObservation['startup']>) => Diagnosis[];
+}
+
+/**
+ * The containerSpec.startupProbe when there is one, then readiness: the healthProbe, or GET on the
+ * health route as Vertex probes; until ready, exited, past the start-up limit or cancelled. After a
+ * minute without readiness, what is wrong so far is printed while waiting goes on.
+ */
+async function waitUntilReady(replica: Replica, spec: BatchPredictSpec, healthRoute: string, signal: AbortSignal | undefined, hooks: ReadinessHooks): Promise<Readiness> {
+  const startedAt = Date.now();
+  const deadline = startedAt + spec.startupTimeoutMs;
+  const target: ProbeTarget = { started: replica.started, host: replica.client.host, hostPort: replica.client.hostPort };
+  let exited: Readiness | undefined;
+  const gone = async (): Promise<boolean> => {
+    if (signal?.aborted) return true;
+    const status = await replica.started.status();
+    if (status.running) return false;
+    replica.dead = true;
+    exited = { outcome: 'exited', replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
+    return true;
+  };
+  const neverReady = async (lastHealth: string, probe?: ProbeFailure): Promise<Readiness> => {
+    const listeners = await listListeners(replica.started);
+    const routesAnswering200: string[] = [];
+    if (!probe && listeners?.some((l) => l.port === spec.port)) {
+      for (const route of [healthRoute, ...PROBE_ROUTES]) {
+        const answer = await replica.client.get(route, 2000);
+        if ('status' in answer && answer.status === 200) routesAnswering200.push(route);
+      }
+    }
+    return { outcome: 'never-ready', replica: replica.index, startupTimeoutMs: spec.startupTimeoutMs, lastHealth, ...(listeners ? { listeners } : {}), routesAnswering200, ...(probe ? { probe } : {}) };
+  };
+  let reported = false;
+  const reportSoFar = async (lastHealth: string, probe?: ProbeFailure) => {
+    if (reported || Date.now() - startedAt < STARTUP_REPORT_AFTER_MS) return;
+    reported = true;
+    const soFar = await neverReady(lastHealth, probe);
+    const problems = soFar.outcome === 'never-ready' ? hooks.explain(soFar).filter((d) => d.severity === 'error') : [];
+    const limit = formatDuration(spec.startupTimeoutMs);
+    hooks.progress(`replica ${replica.index} not ready after ${formatDuration(Date.now() - startedAt)}; what is wrong so far: ${problems.map((d) => `${d.code}: ${d.message}${d.fix ? ` (fix: ${d.fix})` : ''}`).join('; ') || lastHealth}`);
+    hooks.progress(`still waiting, up to ${limit} as Vertex does for model loading; --startup-timeout (e.g. 2m) shortens the wait`);
+  };
+
+  if (spec.startupProbe) {
+    const action = describeProbe(spec.startupProbe, spec.port);
+    let last = 'not run yet';
+    const result = await waitForProbe(spec.startupProbe, target, {
+      failAfterThreshold: true,
+      stop: async () => (await gone()) || Date.now() >= deadline,
+      onResult: (r) => {
+        last = r.detail;
+        void reportSoFar(`startupProbe (${action}): ${r.detail}`, { field: 'startupProbe', action, failures: 0, last: r.detail });
+      },
+    });
+    if (signal?.aborted) return { outcome: 'cancelled' };
+    if (exited) return exited;
+    if (result.outcome === 'failed') return neverReady(`startupProbe (${action}): ${result.last}`, { field: 'startupProbe', action, failures: result.failures, last: result.last });
+    if (result.outcome === 'stopped') return neverReady(`startupProbe (${action}): ${last}`, { field: 'startupProbe', action, failures: 0, last });
+  }
+
+  if (spec.healthProbe) {
+    const action = describeProbe(spec.healthProbe, spec.port);
+    let last = 'not run yet';
+    const result = await waitForProbe(spec.healthProbe, target, {
+      failAfterThreshold: false,
+      stop: async () => (await gone()) || Date.now() >= deadline,
+      onResult: (r) => {
+        last = r.detail;
+        void reportSoFar(`healthProbe (${action}): ${r.detail}`, { field: 'healthProbe', action, failures: 0, last: r.detail });
+      },
+    });
+    if (signal?.aborted) return { outcome: 'cancelled' };
+    if (exited) return exited;
+    if (result.outcome === 'passed') return { outcome: 'ready', afterMs: 0 };
+    return neverReady(`healthProbe (${action}): ${last}`, { field: 'healthProbe', action, failures: 0, last });
+  }
+
   let lastHealth = 'no answer yet';
   for (;;) {
-    if (signal?.aborted) return { outcome: 'cancelled' };
-    const status = await replica.started.status();
-    if (!status.running) {
-      replica.dead = true;
-      return { outcome: 'exited', replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
-    }
+    if (await gone()) return exited ?? { outcome: 'cancelled' };
     const answer = await replica.client.get(healthRoute, Math.min(PROBE_TIMEOUT_MS, Math.max(1000, deadline - Date.now())));
     if ('status' in answer && answer.status === 200) return { outcome: 'ready', afterMs: 0 };
     lastHealth = 'status' in answer ? `HTTP ${answer.status}` : `no HTTP answer (${answer.error})`;
-    if (Date.now() >= deadline) {
-      const listeners = await listListeners(replica.started);
-      const routesAnswering200: string[] = [];
-      if (listeners?.some((l) => l.port === spec.port)) {
-        for (const route of [healthRoute, ...PROBE_ROUTES]) {
-          const probe = await replica.client.get(route, 2000);
-          if ('status' in probe && probe.status === 200) routesAnswering200.push(route);
-        }
-      }
-      return { outcome: 'never-ready', replica: replica.index, startupTimeoutMs: spec.startupTimeoutMs, lastHealth, ...(listeners ? { listeners } : {}), routesAnswering200 };
-    }
-    const waited = spec.startupTimeoutMs - (deadline - Date.now());
+    if (Date.now() >= deadline) return neverReady(lastHealth);
+    await reportSoFar(lastHealth);
+    const waited = Date.now() - startedAt;
     await new Promise((r) => setTimeout(r, waited < FAST_PROBE_WINDOW_MS ? FIRST_PROBE_INTERVAL_MS : PROBE_INTERVAL_MS));
   }
+}
+
+/** The start-up and request limits a job ran under, with where Vertex's come from (`emulator.deadlines`). */
+function deadlinesRecord(spec: BatchPredictSpec) {
+  return {
+    startupTimeoutMs: spec.startupTimeoutMs,
+    requestTimeoutMs: spec.requestTimeoutMs,
+    sources: {
+      startup: 'Vertex: model loading "times out after approximately 40 minutes" (cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions)',
+      request: "Vertex: the Google Front End's 10-minute deadline per request, then 504 and retries; a container can reset it with periodic 102 responses (cloud.google.com/vertex-ai/docs/general/troubleshooting)",
+    },
+  };
 }
 
 /** What listens inside the container's network namespace, read from /proc/net/tcp{,6} in it. */

@@ -25,6 +25,7 @@ import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
+import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
 import type { TransferListener } from './transferProgress.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 
@@ -74,7 +75,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
 
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
-  const limits = machineLimits(spec.machine, host);
+  const limits = machineLimits(spec.machine, host, spec.memoryReserve);
   const gpus = checkAccelerators(spec.accelerator, host);
   const warnings = [...spec.warnings, ...limits.warnings];
 
@@ -92,6 +93,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     logSignals: [],
     machineType: spec.machine.name,
     memoryBytes: limits.memoryBytes,
+    machineMemoryBytes: limits.machineMemoryBytes,
+    memoryReserveBytes: limits.memoryReserveBytes,
     logFile: logFiles.stderr,
   };
   if (spec.command) observation.command = spec.command;
@@ -107,6 +110,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   let args: string[] | undefined;
   let capture: LogCapture | undefined;
   let cleanupLeftovers: string[] = [];
+  let disk: DiskCheck | undefined;
   const attempts: RunAttempt[] = [];
   const cancelled = () => hooks.signal?.aborted === true;
 
@@ -147,6 +151,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           env: environment,
           nanoCpus: limits.nanoCpus,
           memoryBytes: limits.memoryBytes,
+          ...replicaResources(spec, limits, image!),
           mounts,
           network: spec.network,
           ...(gpus ? { gpus } : {}),
@@ -212,6 +217,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           // Asked for while the outputs are copied (two engine calls at once: ~15 ms less per job).
           const changes = exited.changes();
           changes.catch(() => undefined); // awaited below; not unhandled when collecting fails first
+          const layerBytes = exited.writableLayerBytes();
+          layerBytes.catch(() => undefined);
           collection = await timed('collect', async () =>
             collectOutputs(
               (sink, signal) => exited.readArchive(output.containerDir, sink, signal),
@@ -226,6 +233,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
+          disk = checkDisk(spec, image!, created.storageLimited, await layerBytes, collection.totalBytes);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
           if (collection.error && !collection.cancelled) observation.collectionError = collection.error;
@@ -240,8 +248,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   if (cleanupLeftovers.length > 0) warnings.push(`Could not remove: ${cleanupLeftovers.join(', ')}. Run \`vbe prune\`.`);
 
   // 7. Verdict and record.
-  const verdict = judgeRunJob(observation);
-  const diagnoses = diagnoseRunJob(observation);
+  const verdict = withDiskVerdict(judgeRunJob(observation), disk);
+  const diagnoses = [...diagnoseRunJob(observation), ...(disk?.diagnosis ? [disk.diagnosis] : [])];
   const endTime = new Date();
   const recordFile = path.join(recordDir, 'job.json');
   const resource: RunJobResource = {
@@ -259,6 +267,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       jobId,
       image: imageRecord(spec.imageUri, pulled, image),
       limits: limitsRecord(limits),
+      sharedMemoryBytes: spec.shmSizeBytes ?? null,
+      disk: disk?.record ?? unmeasuredDisk(spec),
       ...(image ? { container: containerRecord(image, command?.map((c) => maskSecrets(c, spec.secrets)), args?.map((a) => maskSecrets(a, spec.secrets))) } : {}),
       attempts,
       environment: vertexEnvironmentRecord(environment, spec.env),

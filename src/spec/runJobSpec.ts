@@ -2,8 +2,10 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { type EnvVar } from './expandVertexReferences.js';
 import { loadSpecFile } from './loadSpecFile.js';
-import { DEFAULT_MACHINE_TYPE, getMachineType, type MachineType } from './machineTypes.js';
+import { DEFAULT_MACHINE_TYPE, getMachineType, GiB, type MachineType } from './machineTypes.js';
+import { DEFAULT_MEMORY_RESERVE, type MemoryReservePolicy, parseMemoryReserve } from './memoryReserve.js';
 import { parseDurationMs } from './parseDuration.js';
+import { parseSizeBytes } from './parseSize.js';
 import type { ContainerSpec, RunJobSpecFile } from './vertexSchemas.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -51,6 +53,10 @@ export interface RunJobOptions {
   network?: 'bridge' | 'none';
   /** Run CPU-only even when the machine spec asks for accelerators. */
   noGpu?: boolean;
+  /** What Vertex keeps of the machine's memory: `vertex` (default), `none`, a size or a percentage. */
+  memoryReserve?: string;
+  /** The replica's disk in bytes (or a size such as "2GiB"), replacing diskSpec.bootDiskSizeGb: to test the disk check quickly. */
+  diskSize?: string | number;
 }
 
 /** A path or URI as written, with the directory a relative local path is relative to. */
@@ -86,7 +92,15 @@ export interface RunJobSpec {
   restartExitCodes?: number[];
   /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
   warnings: string[];
+  memoryReserve: MemoryReservePolicy;
+  /** /dev/shm size from containerSpec.sharedMemorySizeMb (unset: the engine's 64 MiB). */
+  shmSizeBytes?: number;
+  /** The replica's boot disk: what the container may write. */
+  disk: { sizeBytes: number; source: 'default' | 'diskSpec.bootDiskSizeGb' | '--disk-size' };
 }
+
+/** diskSpec.bootDiskSizeGb's default [proto machine_resources.proto DiskSpec]. */
+export const DEFAULT_BOOT_DISK_SIZE_GB = 100;
 
 export const DEFAULT_TIMEOUT = '30m';
 export const DEFAULT_STOP_GRACE = '10s';
@@ -210,7 +224,10 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     maxRestarts,
     network: options.network ?? 'bridge',
     warnings,
+    memoryReserve: parseMemoryReserve(options.memoryReserve ?? DEFAULT_MEMORY_RESERVE),
+    disk: resolveDisk(options, pool?.diskSpec?.bootDiskSizeGb, warnings),
   };
+  if (containerSpec.sharedMemorySizeMb !== undefined) spec.shmSizeBytes = containerSpec.sharedMemorySizeMb * 1024 ** 2;
   if (!['bridge', 'none'].includes(spec.network)) {
     throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
   }
@@ -224,6 +241,21 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
   const modelDir = options.modelDir ?? file.unmanagedContainerModel?.artifactUri;
   if (modelDir) spec.modelDir = { text: modelDir, baseDir: options.modelDir ? dirs.cwd : dirs.specDir, field: options.modelDir ? '--model-dir' : 'unmanagedContainerModel.artifactUri' };
   return spec;
+}
+
+function resolveDisk(options: RunJobOptions, bootDiskSizeGb: number | undefined, warnings: string[]): RunJobSpec['disk'] {
+  if (options.diskSize !== undefined) {
+    const sizeBytes = typeof options.diskSize === 'number' ? options.diskSize : parseSizeBytes(options.diskSize, '--disk-size');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 1024 ** 2) throw usageError('INVALID_SIZE', `--disk-size: ${sizeBytes} is not a size of at least 1 MiB.`, 'Give a size such as 50MiB or 10GiB.');
+    return { sizeBytes, source: '--disk-size' };
+  }
+  if (bootDiskSizeGb === undefined) return { sizeBytes: DEFAULT_BOOT_DISK_SIZE_GB * GiB, source: 'default' };
+  if (bootDiskSizeGb < DEFAULT_BOOT_DISK_SIZE_GB) {
+    warnings.push(
+      `jobSpec.workerPoolSpecs[0].diskSpec.bootDiskSizeGb: ${bootDiskSizeGb} GB is below the ${DEFAULT_BOOT_DISK_SIZE_GB} GB default. Vertex publishes no minimum (UNCONFIRMED); Compute Engine refuses a boot disk smaller than its OS image, and the image and the OS take part of the disk.`,
+    );
+  }
+  return { sizeBytes: bootDiskSizeGb * GiB, source: 'diskSpec.bootDiskSizeGb' };
 }
 
 function defaultDisplayName(imageUri: string): string {

@@ -183,6 +183,8 @@ function splitReference(ref: string): { fromImage: string; tag: string } {
 export class ContainerEngine {
   /** Engine info, asked for with the first ping (every job reads it first). */
   private info: Promise<EngineInfo> | undefined;
+  /** The engine refused a writable-layer size (overlay2 without xfs project quotas, ...). */
+  private storageOptRefused = false;
 
   private constructor(
     private readonly api: EngineApi,
@@ -402,7 +404,7 @@ export class ContainerEngine {
     if (spec.cpusetCpus) hostConfig.CpusetCpus = spec.cpusetCpus;
     if (spec.shmSizeBytes) hostConfig.ShmSize = spec.shmSizeBytes;
     const create = () => this.api.json<{ Id: string }>('POST', '/containers/create', { query: { name: spec.name }, body });
-    if (spec.storageSizeBytes) {
+    if (spec.storageSizeBytes && !this.storageOptRefused) {
       hostConfig.StorageOpt = { size: String(spec.storageSizeBytes) };
       try {
         const limited = new CreatedContainer(this.api, (await create()).Id);
@@ -412,6 +414,7 @@ export class ContainerEngine {
         // "--storage-opt is supported only for overlay over xfs with 'pquota' mount option", ...
         const message = (error as { json?: { message?: string } }).json?.message ?? (error as Error).message;
         if (!/storage.?opt|quota|not supported/i.test(message ?? '')) throw engineError(error, `creating container ${spec.name}`);
+        this.storageOptRefused = true; // asked once per engine connection
         delete hostConfig.StorageOpt;
       }
     }

@@ -233,7 +233,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
-          disk = checkDisk(spec, image!, created.storageLimited, await layerBytes, collection.totalBytes);
+          const written = await layerBytes.catch(() => undefined); // not measured: no disk verdict
+          if (written !== undefined) disk = checkDisk(spec, image!, created.storageLimited, written, collection.totalBytes);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
           if (collection.error && !collection.cancelled) observation.collectionError = collection.error;

@@ -207,6 +207,33 @@ describe('resources as Vertex gives them, on a real engine', () => {
     expect(d.evidence!.join(' ')).toMatch(/exit 1.*No such file/);
   });
 
+  it('batch-predict: an httpGet healthProbe replaces the default health probing; a server that fills its disk FAILS with DISK_FULL', async () => {
+    const ok = await batchPredict({
+      spec: await serverSpec('health-probe', { healthProbe: { httpGet: { path: '/anything', httpHeaders: [{ name: 'X-Probe', value: '1' }] }, periodSeconds: 1 } }),
+      pull: 'never',
+      instancesFormat: 'jsonl',
+      inputs: [input],
+      output: path.join(work, 'health-probe'),
+    });
+    expect(ok.state).toBe('JOB_STATE_SUCCEEDED');
+    expect(ok.emulator.disk).toMatchObject({ sizeBytes: 100 * GiB, source: 'default', enforcement: 'measured' });
+
+    const imageBytes = Number(await docker('image', 'inspect', SERVER_IMAGE, '--format', '{{.Size}}'));
+    const full = await batchPredict({
+      spec: await serverSpec('server-disk', { command: ['sh', '-c', 'dd if=/dev/zero of=/tmp/cache bs=1M count=30 2>/dev/null; exec python3 /app/server.py'] }),
+      pull: 'never',
+      instancesFormat: 'jsonl',
+      inputs: [input],
+      output: path.join(work, 'server-disk'),
+      diskSize: imageBytes + 20 * MiB,
+    });
+    expect(full.completionStats.successfulCount).toBe('2');
+    expect(full.state).toBe('JOB_STATE_FAILED');
+    expect(full.error!.message).toMatch(/A model server replica wrote more than its boot disk/);
+    expect(full.emulator.diagnoses.map((d) => d.code)).toContain('DISK_FULL');
+    expect(full.emulator.disk!.writableLayerBytes).toBeGreaterThanOrEqual(30 * MiB);
+  }, 180_000);
+
   it('vbe batch-predict waits up to the start-up limit but says after a minute what is wrong so far, naming --startup-timeout', async () => {
     const spec = await serverSpec('localhost-only', { env: [{ name: 'BIND', value: '127.0.0.1' }] });
     const result = await runVbe(['batch-predict', '--spec', spec, '--pull', 'never', '--instances-format', 'jsonl', '--input', input, '--output', path.join(work, 'slow'), '--startup-timeout', '68s']);

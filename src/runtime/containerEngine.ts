@@ -146,6 +146,16 @@ interface EngineInfo {
   MemTotal?: number;
   ServerVersion?: string;
   Runtimes?: Record<string, unknown>;
+  Driver?: string;
+  DriverStatus?: Array<[string, string]> | null;
+}
+
+/** Storage drivers that can limit a container's writable layer (`--storage-opt size=`). */
+function canLimitStorage(info: EngineInfo): boolean {
+  const driver = info.Driver ?? '';
+  if (['devicemapper', 'btrfs', 'zfs', 'windowsfilter'].includes(driver)) return true;
+  const backing = (info.DriverStatus ?? []).find(([key]) => key === 'Backing Filesystem')?.[1];
+  return driver === 'overlay2' && backing === 'xfs'; // and mounted with pquota: tried, refused otherwise
 }
 
 interface ImageInspect {
@@ -266,6 +276,7 @@ export class ContainerEngine {
     const prefetched = this.info;
     this.info = undefined;
     const info = await call('reading engine info', () => prefetched ?? this.api.json<EngineInfo>('GET', '/info'));
+    if (!canLimitStorage(info)) this.storageOptRefused = true; // not even asked: saves a refused create per job
     const arch = String(info.Architecture ?? os.arch());
     return {
       nvidiaRuntime: Boolean(info.Runtimes?.nvidia),

@@ -8,7 +8,7 @@ import { INSTANCES_FORMATS } from '../spec/instancesFormats.js';
 import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
-import { cliJobHooks, collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
+import { addResourceOptions, cliJobHooks, collectParts, commonJobFlags, wholeNumber } from './runCommand.js';
 
 interface BatchFlags {
   image?: string;
@@ -49,6 +49,8 @@ interface BatchFlags {
   gpu?: boolean;
   report?: string[];
   stepSummary?: boolean;
+  memoryReserve?: string;
+  diskSize?: string;
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
@@ -103,7 +105,7 @@ export function toBatchPredictOptions(f: BatchFlags): BatchPredictOptions {
 }
 
 export function batchPredictCommand(context: CliContext): Command {
-  return new Command('batch-predict')
+  return addResourceOptions(new Command('batch-predict'))
     .description("Run a BatchPredictionJob under Vertex's documented prediction-server contract: the container is an HTTP server; vbe reads the input, POSTs batches and writes the output files.")
     .option('--image <ref>', 'container image (containerSpec.imageUri)')
     .option('--input <path...>', 'input files: paths, globs or gs:// URIs (repeatable)')
@@ -121,8 +123,8 @@ export function batchPredictCommand(context: CliContext): Command {
     .option('--predict-route <route>', 'containerSpec.predictRoute (default the Vertex endpoint route + :predict)')
     .option('--health-route <route>', 'containerSpec.healthRoute (default /v1/endpoints/<id>/deployedModels/<id>)')
     .option('--port <port>', 'containerSpec.ports[0].containerPort (default 8080)')
-    .option('--startup-timeout <duration>', 'how long the server may take to answer its health route (default 10m)')
-    .option('--request-timeout <duration>', 'how long one predict request may take (default 600s)')
+    .option('--startup-timeout <duration>', 'how long the server may take to become ready (default 40m, as Vertex; after 1m vbe prints what is wrong so far)')
+    .option('--request-timeout <duration>', "how long one predict request may take (default 600s: the Google Front End's 10-minute deadline)")
     .addOption(new Option('--output-naming <naming>', 'results: prediction.results-00000-of-00001; predictions: predictions_0001.jsonl').choices(['results', 'predictions']))
     .option('--max-failed-ratio <fraction>', 'FAIL the job when more than this fraction of instances failed')
     .option('--max-in-flight <n>', 'requests in flight per replica (default 2)')

@@ -41,6 +41,15 @@ interface RunFlags {
   gcsBucket?: string[];
   gcsStage?: 'buckets' | 'inputs';
   stepSummary?: boolean;
+  memoryReserve?: string;
+  diskSize?: string;
+}
+
+/** The resource flags both job commands take (README "Resources"). */
+export function addResourceOptions(command: Command): Command {
+  return command
+    .option('--memory-reserve <vertex|none|size|N%>', "memory Vertex keeps of the machine type for its agents: vertex (default: GKE's reservation or 40% on machines of up to 4 vCPUs), none, a size (2GiB) or a percentage")
+    .option('--disk-size <size>', "the replica's disk (default diskSpec.bootDiskSizeGb, 100 GB): a smaller size tests the disk check quickly");
 }
 
 /** `--args '["--scale","3"]'` (a JSON array) or repeated `--args=--scale --args=3`. */
@@ -64,8 +73,10 @@ export function collectParts(flag: string) {
 }
 
 /** Flags both job commands share, as options. */
-export function commonJobFlags(flags: { secretEnv?: string[]; maxLogSize?: string; gpu?: boolean }): Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu'> {
-  const out: Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu'> = {};
+export function commonJobFlags(flags: { secretEnv?: string[]; maxLogSize?: string; gpu?: boolean; memoryReserve?: string; diskSize?: string }): Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu' | 'memoryReserve' | 'diskSize'> {
+  const out: Pick<RunJobOptions, 'secretEnv' | 'maxLogBytes' | 'noGpu' | 'memoryReserve' | 'diskSize'> = {};
+  if (flags.memoryReserve !== undefined) out.memoryReserve = flags.memoryReserve;
+  if (flags.diskSize !== undefined) out.diskSize = flags.diskSize;
   if (flags.gpu === false) out.noGpu = true;
   if (flags.secretEnv?.length) out.secretEnv = flags.secretEnv;
   if (flags.maxLogSize) out.maxLogBytes = parseSizeBytes(flags.maxLogSize, '--max-log-size');
@@ -123,7 +134,7 @@ export function cliJobHooks(context: CliContext, flags: { quiet?: boolean }, onT
 }
 
 export function runCommand(context: CliContext): Command {
-  return new Command('run')
+  return addResourceOptions(new Command('run'))
     .description('Run a run-to-completion container as a Vertex CustomJob, or under the batch file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR), and judge it as Vertex AI would.')
     .option('--image <ref>', 'container image (containerSpec.imageUri)')
     .addOption(new Option('--contract <flavour>', 'custom-job (Vertex CustomJob: inputs optional, exit 0 is SUCCEEDED) or batch-files (exit 0 without outputs FAILS); default: custom-job for a jobSpec spec or a job without inputs').choices([...JOB_FLAVOURS]))

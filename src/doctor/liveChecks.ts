@@ -1,4 +1,4 @@
-import type { BatchPredictionJobResource, RunJobResource } from '../report/jobResource.js';
+import type { BatchPredictionJobResource, LimitsRecord, RunJobResource } from '../report/jobResource.js';
 import { formatDuration } from '../spec/parseDuration.js';
 import { formatBytes } from '../verdict/diagnoseRunJob.js';
 import type { Diagnosis } from '../verdict/jobState.js';
@@ -28,7 +28,7 @@ export function filesChecks(job: RunJobResource, sampleGiven: boolean): DoctorCh
       ...(errors[0]?.fix ? { fix: errors[0].fix } : {}),
     };
   }
-  return [run, memoryCheck(e.peakMemoryBytes, e.limits?.memoryBytes ?? 0, e.limits?.machineType ?? '', e.oomKilled)];
+  return [run, memoryCheck(e.peakMemoryBytes, e.limits, e.oomKilled)];
 }
 
 /** Turns a prediction-server run of the image into checklist lines. */
@@ -90,19 +90,27 @@ export function serverChecks(job: BatchPredictionJobResource, sampleCount: numbe
       ...(!ok ? { fix: has('PREDICT_COUNT_MISMATCH', 'PREDICT_NO_PREDICTIONS', 'PREDICT_NOT_JSON', 'PREDICT_HTTP_ERROR', 'PREDICT_TIMEOUT')?.fix ?? 'Read the server log.' } : {}),
     });
   }
-  checks.push(memoryCheck(e.peakMemoryBytes, e.limits.memoryBytes, e.limits.machineType, Boolean(has('OUT_OF_MEMORY'))));
+  checks.push(memoryCheck(e.peakMemoryBytes, e.limits, Boolean(has('OUT_OF_MEMORY'))));
   return checks;
 }
 
-function memoryCheck(peak: number | null, limit: number, machineType: string, oom: boolean): DoctorCheck {
-  if (oom) return { id: 'memory', title: 'Memory', status: 'fail', summary: `ran out of the ${formatBytes(limit)} that ${machineType} gives`, fix: 'Choose a machine type with more memory, or use less.' };
+/**
+ * Peak memory against the limit the job ran under: the machine's memory minus what Vertex keeps
+ * (--memory-reserve), the same limit `vbe run` and `vbe batch-predict` apply.
+ */
+function memoryCheck(peak: number | null, limits: LimitsRecord | undefined, oom: boolean): DoctorCheck {
+  const limit = limits?.memoryBytes ?? 0;
+  const machineType = limits?.machineType ?? '';
+  const kept = limits?.memoryReserveBytes && limits.machineMemoryBytes ? `${formatBytes(limits.machineMemoryBytes)} less ${formatBytes(limits.memoryReserveBytes)} Vertex keeps` : '';
+  const of = `${formatBytes(limit)} (${machineType}${kept ? `: ${kept}` : ''})`;
+  if (oom) return { id: 'memory', title: 'Memory', status: 'fail', summary: `ran out of the ${of}`, fix: 'Choose a machine type with more memory, use less, or (servers) lower the batch size.' };
   if (!peak) return { id: 'memory', title: 'Memory', status: 'skip', summary: 'no memory sample (the container ran for less than a second)' };
   const ratio = peak / limit;
   return {
     id: 'memory',
     title: 'Memory',
     status: ratio >= 0.8 ? 'warn' : 'pass',
-    summary: `peak ${formatBytes(peak)} of ${formatBytes(limit)} (${machineType}), ${(ratio * 100).toFixed(1)}%`,
+    summary: `peak ${formatBytes(peak)} of ${of}, ${(ratio * 100).toFixed(1)}%`,
     ...(ratio >= 0.8 ? { fix: 'Real inputs may be larger than the sample: leave headroom, or choose a machine type with more memory.' } : {}),
   };
 }

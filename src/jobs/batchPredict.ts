@@ -16,7 +16,6 @@ import { formatBytes } from '../verdict/diagnoseRunJob.js';
 import { type BatchObservation, diagnoseBatchPredict, type FailureKind, judgeBatchPredict } from '../verdict/judgeBatchPredict.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import type { JobError } from '../verdict/jobState.js';
-import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
 import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
@@ -25,24 +24,21 @@ import { ChartRecorder, replicaLane as lane } from './chartRecorder.js';
 import { JobResources } from './jobResources.js';
 import { LogCapture } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
-import { limitsRecord, machineLimits } from './machineLimits.js';
+import { cpusetFor, limitsRecord, machineLimits } from './machineLimits.js';
+import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
+import { waitUntilReady } from './serverReadiness.js';
 import { PredictionClient, type PredictOutcome } from './predictionClient.js';
 import { idleReplicaWarning, partitionInputs, type Partition } from './partitionInputs.js';
 import type { RunJobHooks } from './runJob.js';
 import type { TransferListener } from './transferProgress.js';
 
 export const RECORD_DIR_NAME = '.vbe';
-const PROBE_TIMEOUT_MS = 10_000; // Vertex's health probe timeout
-// Probe often while a server starts (most are up within a second), then back off.
-const PROBE_INTERVAL_MS = 500;
-const FIRST_PROBE_INTERVAL_MS = 50;
-const FAST_PROBE_WINDOW_MS = 5000;
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_PARTIAL_FAILURES = 20;
-const PROBE_ROUTES = ['/', '/health', '/healthz', '/ping', '/ready', '/v1/models', '/predict', '/isalive'];
 
 interface Replica {
   index: number;
+  storageLimited?: boolean;
   started: StartedContainer;
   memory: { peakBytes: () => number; stop: () => void };
   client: PredictionClient;
@@ -79,7 +75,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
 
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
-  const limits = machineLimits(base.machine, host);
+  const limits = machineLimits(base.machine, host, base.memoryReserve);
   const gpus = checkAccelerators(base.accelerator, host);
   const warnings = [...base.warnings, ...limits.warnings];
   const partition = partitionInputs(spec.instancesFormat, inputs.files.length, spec.replicaCount);
@@ -100,6 +96,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     batchSize: spec.batchSize,
     machineType: base.machine.name,
     memoryBytes: limits.memoryBytes,
+    machineMemoryBytes: limits.machineMemoryBytes,
+    memoryReserveBytes: limits.memoryReserveBytes,
     stats: { successful: 0, failed: 0, incomplete: 0 },
     maxResponseBytes: 0,
     failuresByKind: {},
@@ -121,6 +119,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
   let replicaMs = 0;
   let failedInstances: FailedInstancesRecord | undefined;
   const charts = new ChartRecorder(createTime);
+  let disk: DiskCheck | undefined;
 
   // Cancelling kills the servers at once: in-flight requests end, workers stop, cleanup runs.
   const onAbort = () => {
@@ -159,6 +158,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
               env: environment,
               nanoCpus: limits.nanoCpus,
               memoryBytes: limits.memoryBytes,
+              ...replicaResources(base, limits, image!, cpusetFor(limits, host.cpus, i)),
               mounts,
               publishPort: spec.port,
               ...(gpus ? { gpus } : {}),
@@ -192,12 +192,13 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
           const logs = await start.started.followLogs();
           const logsDone = Promise.all([capture.capture('stdout', logs.stdout), capture.capture('stderr', logs.stderr)]);
           const memory = await start.started.watchMemory(charts.statsOf(lane(index)));
-          replicas.push({ index, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
+          replicas.push({ index, storageLimited: container.storageLimited, started: start.started, memory, client: new PredictionClient(engine.publishedHost, hostPort ?? 0, spec.maxInFlight + 1), capture, logsDone, dead: false });
         }
         progress(`waiting for ${replicas.length} model server(s): GET ${healthRoute} on port ${spec.port}`);
+        const explain = (startup: NonNullable<BatchObservation['startup']>) => diagnoseBatchPredict({ ...observation, startup });
         const results = await Promise.all(
           replicas.map((r) =>
-            waitUntilReady(r, spec, healthRoute, hooks.signal).then((result) => {
+            waitUntilReady(r, spec, healthRoute, hooks.signal, { progress, explain }).then((result) => {
               startSpans[r.index]?.();
               if (result.outcome === 'exited') charts.mark(lane(r.index), result.oomKilled ? 'oom-kill' : 'died', `${result.oomKilled ? 'OOM kill' : 'exited'} (exit ${result.exitCode})`);
               return result;
@@ -226,6 +227,12 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     hooks.signal?.removeEventListener('abort', onAbort);
     if (cancelled()) observation.cancelled = true;
     await timed('stop', async () => {
+      // What each server wrote to its own disk, measured before it goes (the largest counts).
+      for (const r of replicas) {
+        const written = await r.started.writableLayerBytes().catch(() => undefined);
+        const check = written === undefined || !image ? undefined : checkDisk(base, image, Boolean(r.storageLimited), written, 0);
+        if (check && (!disk || (check.record.usedBytes ?? 0) > (disk.record.usedBytes ?? 0))) disk = check;
+      }
       // The outputs are written by vbe, not the server: once the data plane is done, no grace is needed.
       await Promise.all(replicas.map((r) => r.started.kill().catch(() => undefined)));
       await Promise.all(replicas.map((r) => r.logsDone));
@@ -244,8 +251,8 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     observation.logSignals.push(...r.capture.signals);
     observation.logTail.push(...r.capture.tail.map((t) => (t.channel === 'stderr' ? `[stderr] ${t.line}` : t.line)));
   }
-  const verdict = judgeBatchPredict(observation);
-  const diagnoses = diagnoseBatchPredict(observation);
+  const verdict = withDiskVerdict(judgeBatchPredict(observation), disk, 'A model server replica');
+  const diagnoses = [...diagnoseBatchPredict(observation), ...(disk?.diagnosis ? [disk.diagnosis] : [])];
   const endTime = new Date();
   const gcsOutputDirectory = output.gcsUri ? `${output.gcsUri.replace(/\/+$/, '')}/${dirName}` : undefined;
   const stats = observation.stats;
@@ -264,6 +271,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
         ports: [{ containerPort: spec.port }],
         ...(spec.predictRoute ? { predictRoute: spec.predictRoute } : {}),
         ...(spec.healthRoute ? { healthRoute: spec.healthRoute } : {}),
+        ...(base.shmSizeBytes ? { sharedMemorySizeMb: String(base.shmSizeBytes / 1024 ** 2) } : {}),
+        ...(spec.startupProbe ? { startupProbe: spec.startupProbe } : {}),
+        ...(spec.healthProbe ? { healthProbe: spec.healthProbe } : {}),
       },
     },
     inputConfig: { instancesFormat: spec.instancesFormat, gcsSource: { uris: base.inputs.map((i) => i.text) } },
@@ -287,6 +297,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       jobId,
       image: imageRecord(base.imageUri, pulled, image),
       limits: limitsRecord(limits),
+      sharedMemoryBytes: base.shmSizeBytes ?? null,
+      disk: disk?.record ?? unmeasuredDisk(base),
+      deadlines: deadlinesRecord(spec),
       ...(image ? { container: containerRecord(image, command, args) } : {}),
       environment: vertexEnvironmentRecord(environment, base.env),
       userEnvNames: base.env.map((e) => e.name),
@@ -334,49 +347,16 @@ function serverEnv(p: { spec: BatchPredictSpec; endpointId: string; deployedMode
   ];
 }
 
-type Readiness = NonNullable<BatchObservation['startup']> | { outcome: 'cancelled' };
-
-/** Liveness then health, as Vertex probes, until ready, exited, timed out or cancelled. */
-async function waitUntilReady(replica: Replica, spec: BatchPredictSpec, healthRoute: string, signal: AbortSignal | undefined): Promise<Readiness> {
-  const deadline = Date.now() + spec.startupTimeoutMs;
-  let lastHealth = 'no answer yet';
-  for (;;) {
-    if (signal?.aborted) return { outcome: 'cancelled' };
-    const status = await replica.started.status();
-    if (!status.running) {
-      replica.dead = true;
-      return { outcome: 'exited', replica: replica.index, exitCode: status.exited.exitCode, oomKilled: status.exited.oomKilled };
-    }
-    const answer = await replica.client.get(healthRoute, Math.min(PROBE_TIMEOUT_MS, Math.max(1000, deadline - Date.now())));
-    if ('status' in answer && answer.status === 200) return { outcome: 'ready', afterMs: 0 };
-    lastHealth = 'status' in answer ? `HTTP ${answer.status}` : `no HTTP answer (${answer.error})`;
-    if (Date.now() >= deadline) {
-      const listeners = await listListeners(replica.started);
-      const routesAnswering200: string[] = [];
-      if (listeners?.some((l) => l.port === spec.port)) {
-        for (const route of [healthRoute, ...PROBE_ROUTES]) {
-          const probe = await replica.client.get(route, 2000);
-          if ('status' in probe && probe.status === 200) routesAnswering200.push(route);
-        }
-      }
-      return { outcome: 'never-ready', replica: replica.index, startupTimeoutMs: spec.startupTimeoutMs, lastHealth, ...(listeners ? { listeners } : {}), routesAnswering200 };
-    }
-    const waited = spec.startupTimeoutMs - (deadline - Date.now());
-    await new Promise((r) => setTimeout(r, waited < FAST_PROBE_WINDOW_MS ? FIRST_PROBE_INTERVAL_MS : PROBE_INTERVAL_MS));
-  }
-}
-
-/** What listens inside the container's network namespace, read from /proc/net/tcp{,6} in it. */
-async function listListeners(started: StartedContainer): Promise<Listener[] | undefined> {
-  const attempts = [
-    ['cat', '/proc/net/tcp', '/proc/net/tcp6'],
-    ['python3', '-c', 'import sys\nfor f in ("/proc/net/tcp","/proc/net/tcp6"):\n  try: sys.stdout.write(open(f).read())\n  except OSError: pass'],
-  ];
-  for (const cmd of attempts) {
-    const result = await started.exec(cmd);
-    if (result && result.output.includes('local_address')) return parseProcNetTcp(result.output);
-  }
-  return undefined;
+/** The start-up and request limits a job ran under, with where Vertex's come from (`emulator.deadlines`). */
+function deadlinesRecord(spec: BatchPredictSpec) {
+  return {
+    startupTimeoutMs: spec.startupTimeoutMs,
+    requestTimeoutMs: spec.requestTimeoutMs,
+    sources: {
+      startup: 'Vertex: model loading "times out after approximately 40 minutes" (cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions)',
+      request: "Vertex: the Google Front End's 10-minute deadline per request, then 504 and retries; a container can reset it with periodic 102 responses (cloud.google.com/vertex-ai/docs/general/troubleshooting)",
+    },
+  };
 }
 
 interface PredictContext {

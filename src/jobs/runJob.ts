@@ -29,6 +29,7 @@ import { JobResources } from './jobResources.js';
 import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
+import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
 import type { TransferListener } from './transferProgress.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 import { ChartRecorder } from './chartRecorder.js';
@@ -91,7 +92,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
 
   const engine = hooks.engine ?? (await timed('connect', () => ContainerEngine.connect()));
   const host = await engine.hostInfo();
-  const limits = machineLimits(spec.machine, host);
+  const limits = machineLimits(spec.machine, host, spec.memoryReserve);
   const gpus = checkAccelerators(spec.accelerator, host);
   const warnings = [...spec.warnings, ...limits.warnings];
   if (buckets.excludedFileCount > 0) {
@@ -116,6 +117,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     logSignals: [],
     machineType: spec.machine.name,
     memoryBytes: limits.memoryBytes,
+    machineMemoryBytes: limits.machineMemoryBytes,
+    memoryReserveBytes: limits.memoryReserveBytes,
     logFile: logFiles.stderr,
   };
   if (spec.command) observation.command = spec.command;
@@ -132,6 +135,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   let args: string[] | undefined;
   let capture: LogCapture | undefined;
   let cleanupLeftovers: string[] = [];
+  let disk: DiskCheck | undefined;
   const attempts: RunAttempt[] = [];
   const cancelled = () => hooks.signal?.aborted === true;
   const charts = new ChartRecorder(createTime);
@@ -180,6 +184,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           env: environment,
           nanoCpus: limits.nanoCpus,
           memoryBytes: limits.memoryBytes,
+          ...replicaResources(spec, limits, image!),
           mounts,
           network: spec.network,
           ...(gpus ? { gpus } : {}),
@@ -253,6 +258,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
           // Asked for while the outputs are copied (two engine calls at once: ~15 ms less per job).
           const changes = exited.changes();
           changes.catch(() => undefined); // awaited below; not unhandled when collecting fails first
+          const layerBytes = exited.writableLayerBytes();
+          layerBytes.catch(() => undefined);
           collection = await timed('collect', async () =>
             collectOutputs(
               (sink, signal) => exited.readArchive(output.containerDir, sink, signal),
@@ -267,6 +274,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
             .map((c) => c.path)
             .slice(0, MAX_ADDED_PATHS);
+          const written = await layerBytes.catch(() => undefined); // not measured: no disk verdict
+          if (written !== undefined) disk = checkDisk(spec, image!, created.storageLimited, written, collection.totalBytes);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
           if (collection.error && !collection.cancelled) observation.collectionError = collection.error;
@@ -297,8 +306,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   // 7. Verdict and record.
   observation.existingPaths = existingMissingPaths(observation.logSignals, buckets.manifest, gcsChanges, collection, output.containerDir);
   observation.stagedBuckets = buckets.buckets;
-  const verdict = judgeRunJob(observation);
-  const diagnoses = diagnoseRunJob(observation);
+  const verdict = withDiskVerdict(judgeRunJob(observation), disk);
+  const diagnoses = [...diagnoseRunJob(observation), ...(disk?.diagnosis ? [disk.diagnosis] : [])];
   const endTime = new Date();
   const recordFile = path.join(recordDir, 'job.json');
   const resource: RunJobResource = {
@@ -318,6 +327,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
       jobId,
       image: imageRecord(spec.imageUri, pulled, image),
       limits: limitsRecord(limits),
+      sharedMemoryBytes: spec.shmSizeBytes ?? null,
+      disk: disk?.record ?? unmeasuredDisk(spec),
       ...(image ? { container: containerRecord(image, command?.map((c) => maskSecrets(c, spec.secrets)), args?.map((a) => maskSecrets(a, spec.secrets))) } : {}),
       attempts,
       environment: vertexEnvironmentRecord(environment, spec.env),

@@ -1,7 +1,7 @@
 import { formatDuration } from '../spec/parseDuration.js';
 import { formatBytes } from '../verdict/diagnoseRunJob.js';
 import type { BatchPredictionJobResource } from './jobResource.js';
-import { formatDiagnoses } from './formatRunSummary.js';
+import { formatDiagnoses, formatDisk, formatLimits } from './formatRunSummary.js';
 import type { FailedInstance } from '../staging/failedInstances.js';
 
 /** One failed instance on one line: what was sent (cut), the error and the attempts. */
@@ -21,7 +21,8 @@ export function formatBatchSummary(job: BatchPredictionJobResource): string {
   lines.push(`${job.state}  ${job.displayName}  (${formatDuration(e.durationMs)})`);
   if (job.error) lines.push(`  error ${job.error.code}: ${job.error.message}`);
   lines.push(...formatDiagnoses(e.diagnoses, e.warnings));
-  lines.push(`  machine:   ${e.limits.machineType} -> ${e.limits.cpus} CPU, ${formatBytes(e.limits.memoryBytes)} x ${job.dedicatedResources.startingReplicaCount} replica(s)`);
+  lines.push(`  machine:   ${formatLimits(e.limits)} x ${job.dedicatedResources.startingReplicaCount} replica(s)`);
+  if (e.deadlines) lines.push(`  limits:    start-up ${formatDuration(e.deadlines.startupTimeoutMs)}, each request ${formatDuration(e.deadlines.requestTimeoutMs)}${e.disk ? `; disk ${formatDisk(e.disk)}` : ''}`);
   lines.push(`  routes:    GET ${e.routes.health}, POST ${e.routes.predict} on port ${e.routes.port}`);
   lines.push(`  instances: ${c.successfulCount} succeeded, ${c.failedCount} failed, ${c.incompleteCount} incomplete (batches of ${job.manualBatchTuningParameters.batchSize})`);
   lines.push(`  outputs:   ${job.outputInfo.outputDirectory}`);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Diagnosis, JobError, JobState } from '../verdict/jobState.js';
 import type { FailedInstancesRecord } from '../staging/failedInstances.js';
 import type { ChartDataRecord } from './chartData.js';
+import type { DiskRecord } from '../jobs/diskCheck.js';
 
 /** A phase of the job pipeline with its wall time. */
 export interface PhaseTiming {
@@ -22,6 +23,22 @@ export interface RunAttempt {
   startError?: string;
 }
 
+/** The limits a replica ran under (`emulator.limits`): the machine type's, as Vertex leaves them. */
+export interface LimitsRecord {
+  machineType: string;
+  cpus: number;
+  /** The CPUs the container may run on (cpuset): `nproc` inside shows their count. */
+  cpusetCpus?: string;
+  /** The container's memory limit: machine memory minus what Vertex keeps, capped at the host. */
+  memoryBytes: number;
+  machineMemoryBytes?: number;
+  memoryReserveBytes?: number;
+  memoryReserve?: { policy: string; basis: string };
+  /** The machine type's own figures. */
+  requested: { cpus: number; memoryBytes: number };
+  cappedToHost: boolean;
+}
+
 /** The emulator's own facts about a run, beside Vertex's fields. */
 export interface RunEmulatorSection {
   contract: 'files';
@@ -31,7 +48,11 @@ export interface RunEmulatorSection {
   flavourReason: string;
   jobId: string;
   image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
-  limits?: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
+  limits?: LimitsRecord;
+  /** /dev/shm size from containerSpec.sharedMemorySizeMb; null: the engine's default (64 MiB). */
+  sharedMemoryBytes?: number | null;
+  /** The replica's boot disk and what it put there. */
+  disk?: DiskRecord;
   container?: { command?: string[]; args?: string[]; user: string };
   attempts: RunAttempt[];
   environment: Record<string, string>;
@@ -150,7 +171,11 @@ export interface BatchPredictionJobResource {
     contract: 'prediction-server';
     jobId: string;
     image: { uri: string; id?: string; digest?: string; platform?: string; pulled: boolean };
-    limits: { machineType: string; cpus: number; memoryBytes: number; requested: { cpus: number; memoryBytes: number }; cappedToHost: boolean };
+    limits: LimitsRecord;
+    sharedMemoryBytes?: number | null;
+    disk?: DiskRecord;
+    /** Start-up limit and per-request deadline, with Vertex's sources. */
+    deadlines?: { startupTimeoutMs: number; requestTimeoutMs: number; sources: { startup: string; request: string } };
     container?: { command?: string[]; args?: string[]; user: string };
     environment: Record<string, string>;
     userEnvNames: string[];

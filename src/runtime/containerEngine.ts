@@ -83,6 +83,16 @@ export interface ContainerCreateSpec {
   gpus?: number;
   /** A container TCP port published on a free host port: on 127.0.0.1 only for a local engine. */
   publishPort?: number;
+  /** The CPUs it may run on (cpuset syntax, "0-3"): `nproc` inside shows their count. */
+  cpusetCpus?: string;
+  /** Size of /dev/shm (Docker's default, 64 MiB, when unset). */
+  shmSizeBytes?: number;
+  /**
+   * A size limit for the container's writable layer, where the engine can enforce one (overlay2 on
+   * xfs with project quotas, btrfs, zfs, ...); elsewhere the container is created without it and
+   * `CreatedContainer.storageLimited` is false.
+   */
+  storageSizeBytes?: number;
 }
 
 export interface FileChange {
@@ -136,6 +146,16 @@ interface EngineInfo {
   MemTotal?: number;
   ServerVersion?: string;
   Runtimes?: Record<string, unknown>;
+  Driver?: string;
+  DriverStatus?: Array<[string, string]> | null;
+}
+
+/** Storage drivers that can limit a container's writable layer (`--storage-opt size=`). */
+function canLimitStorage(info: EngineInfo): boolean {
+  const driver = info.Driver ?? '';
+  if (['devicemapper', 'btrfs', 'zfs', 'windowsfilter'].includes(driver)) return true;
+  const backing = (info.DriverStatus ?? []).find(([key]) => key === 'Backing Filesystem')?.[1];
+  return driver === 'overlay2' && backing === 'xfs'; // and mounted with pquota: tried, refused otherwise
 }
 
 interface ImageInspect {
@@ -173,6 +193,8 @@ function splitReference(ref: string): { fromImage: string; tag: string } {
 export class ContainerEngine {
   /** Engine info, asked for with the first ping (every job reads it first). */
   private info: Promise<EngineInfo> | undefined;
+  /** The engine refused a writable-layer size (overlay2 without xfs project quotas, ...). */
+  private storageOptRefused = false;
 
   private constructor(
     private readonly api: EngineApi,
@@ -254,6 +276,7 @@ export class ContainerEngine {
     const prefetched = this.info;
     this.info = undefined;
     const info = await call('reading engine info', () => prefetched ?? this.api.json<EngineInfo>('GET', '/info'));
+    if (!canLimitStorage(info)) this.storageOptRefused = true; // not even asked: saves a refused create per job
     const arch = String(info.Architecture ?? os.arch());
     return {
       nvidiaRuntime: Boolean(info.Runtimes?.nvidia),
@@ -389,7 +412,24 @@ export class ContainerEngine {
     if (spec.gpus) hostConfig.DeviceRequests = [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }];
     if (spec.entrypoint) body.Entrypoint = spec.entrypoint;
     if (spec.cmd) body.Cmd = spec.cmd;
-    const created = await call(`creating container ${spec.name}`, () => this.api.json<{ Id: string }>('POST', '/containers/create', { query: { name: spec.name }, body }));
+    if (spec.cpusetCpus) hostConfig.CpusetCpus = spec.cpusetCpus;
+    if (spec.shmSizeBytes) hostConfig.ShmSize = spec.shmSizeBytes;
+    const create = () => this.api.json<{ Id: string }>('POST', '/containers/create', { query: { name: spec.name }, body });
+    if (spec.storageSizeBytes && !this.storageOptRefused) {
+      hostConfig.StorageOpt = { size: String(spec.storageSizeBytes) };
+      try {
+        const limited = new CreatedContainer(this.api, (await create()).Id);
+        limited.storageLimited = true;
+        return limited;
+      } catch (error) {
+        // "--storage-opt is supported only for overlay over xfs with 'pquota' mount option", ...
+        const message = (error as { json?: { message?: string } }).json?.message ?? (error as Error).message;
+        if (!/storage.?opt|quota|not supported/i.test(message ?? '')) throw engineError(error, `creating container ${spec.name}`);
+        this.storageOptRefused = true; // asked once per engine connection
+        delete hostConfig.StorageOpt;
+      }
+    }
+    const created = await call(`creating container ${spec.name}`, create);
     return new CreatedContainer(this.api, created.Id);
   }
 
@@ -433,8 +473,17 @@ async function inspectExited(api: EngineApi, id: string): Promise<ExitedContaine
   return new ExitedContainer(api, id, info.State.ExitCode, Boolean(info.State.OOMKilled), info.State.Error ?? '');
 }
 
+/** Bytes the container wrote to its own filesystem (its writable layer, volumes excluded: `SizeRw`). */
+async function writableLayerBytes(api: EngineApi, id: string): Promise<number> {
+  const info = await call('measuring what the container wrote', () => api.json<{ SizeRw?: number }>('GET', `/containers/${id}/json`, { query: { size: true } }));
+  return Math.max(0, Number(info.SizeRw ?? 0));
+}
+
 /** A container that exists but has not run: files can be put in, then it can be started. */
 export class CreatedContainer {
+  /** Whether the engine enforces `storageSizeBytes` on its writable layer. */
+  storageLimited = false;
+
   constructor(
     private readonly api: EngineApi,
     readonly id: string,
@@ -626,6 +675,11 @@ export class StartedContainer {
     }
   }
 
+  /** Bytes written to its own filesystem so far (volumes excluded). */
+  async writableLayerBytes(): Promise<number> {
+    return writableLayerBytes(this.api, this.id);
+  }
+
   /** Resolves when the container has exited. */
   async wait(): Promise<ExitedContainer> {
     await call('waiting for the container', async () => {
@@ -665,6 +719,11 @@ export class ExitedContainer {
     readonly oomKilled: boolean,
     readonly engineError: string,
   ) {}
+
+  /** Bytes it wrote to its own filesystem (volumes excluded). */
+  async writableLayerBytes(): Promise<number> {
+    return writableLayerBytes(this.api, this.id);
+  }
 
   /** The container's own filesystem changes (mounted volumes excluded), as `docker diff`. */
   async changes(): Promise<FileChange[]> {

@@ -4,7 +4,7 @@ import { loadSpecFile } from './loadSpecFile.js';
 import { parseDurationMs } from './parseDuration.js';
 import { mergeRunJobSpec, type RunJobOptions, type RunJobSpec } from './runJobSpec.js';
 import { INSTANCES_FORMATS, type InstancesFormat } from './instancesFormats.js';
-import type { BatchPredictionJobFile, InstanceConfig } from './vertexSchemas.js';
+import type { BatchPredictionJobFile, InstanceConfig, ProbeSpec } from './vertexSchemas.js';
 
 export type OutputNaming = 'results' | 'predictions';
 
@@ -59,9 +59,16 @@ export interface BatchPredictSpec {
   /** Only jsonl is written (other formats are refused up front). */
   predictionsFormat: 'jsonl';
   modelDisplayName?: string;
+  /** containerSpec.startupProbe / healthProbe, as given (defaults applied in src/jobs/probes.ts). */
+  startupProbe?: ProbeSpec;
+  healthProbe?: ProbeSpec;
 }
 
 export const DEFAULT_BATCH_SIZE = 64;
+/** Model loading "times out after approximately 40 minutes" on Vertex [batch]. */
+export const DEFAULT_STARTUP_TIMEOUT = '40m';
+/** The front end's deadline for one request: 10 minutes (Google's troubleshooting page, batch "Exceeded retries"). */
+export const DEFAULT_REQUEST_TIMEOUT = '600s';
 
 export async function resolveBatchPredictSpec(options: BatchPredictOptions): Promise<BatchPredictSpec> {
   const cwd = options.cwd ?? process.cwd();
@@ -142,8 +149,8 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
     batchSize,
     replicaCount,
     port,
-    startupTimeoutMs: duration(options.startupTimeout, '10m', '--startup-timeout'),
-    requestTimeoutMs: duration(options.requestTimeout, '600s', '--request-timeout'),
+    startupTimeoutMs: duration(options.startupTimeout, DEFAULT_STARTUP_TIMEOUT, '--startup-timeout'),
+    requestTimeoutMs: duration(options.requestTimeout, DEFAULT_REQUEST_TIMEOUT, '--request-timeout'),
     outputNaming: options.outputNaming ?? 'results',
     maxInFlight,
     retries,
@@ -158,6 +165,9 @@ export function mergeBatchPredictSpec(options: BatchPredictOptions, file: BatchP
   }
   if (predictRoute) spec.predictRoute = predictRoute;
   if (healthRoute) spec.healthRoute = healthRoute;
+  const specField = file.containerSpec ? 'containerSpec' : 'unmanagedContainerModel.containerSpec';
+  if (containerSpec.startupProbe) spec.startupProbe = checkProbe(containerSpec.startupProbe, `${specField}.startupProbe`, port);
+  if (containerSpec.healthProbe) spec.healthProbe = checkProbe(containerSpec.healthProbe, `${specField}.healthProbe`, port);
   const parameters = options.modelParameters !== undefined ? parseParameters(options.modelParameters) : file.modelParameters;
   if (parameters !== undefined) spec.modelParameters = { value: parameters };
   if (options.maxFailedRatio !== undefined) {
@@ -215,6 +225,28 @@ function checkOutputConfig(file: BatchPredictionJobFile, outputFlag: boolean): {
     warnings.push('generateExplanation / explanationSpec: explanations are not emulated; the output lines carry predictions only (no "explanation").');
   }
   return { warnings };
+}
+
+/** One action, and one vbe can run: exec (inside the container) or httpGet on the served port. */
+function checkProbe(probe: ProbeSpec, field: string, port: number): ProbeSpec {
+  const actions = (['exec', 'httpGet', 'grpc', 'tcpSocket'] as const).filter((a) => probe[a] !== undefined);
+  if (actions.length !== 1) {
+    throw usageError('INVALID_PROBE', `${field}: ${actions.length ? `sets ${actions.join(' and ')}` : 'sets no action'}; a probe has exactly one of exec, httpGet, grpc, tcpSocket.`, 'Keep one action, e.g. {"exec": {"command": ["cat", "/tmp/ready"]}}.');
+  }
+  if (probe.grpc || probe.tcpSocket) {
+    throw usageError('PROBE_NOT_SUPPORTED', `${field}: ${actions[0]} probes are not supported by vbe.`, 'Use an exec probe (runs inside the container) or httpGet on the served port.');
+  }
+  const http = probe.httpGet;
+  if (http?.port !== undefined && http.port !== port) {
+    throw usageError('PROBE_NOT_SUPPORTED', `${field}.httpGet.port: ${http.port} is not the served port ${port}; vbe publishes only that port.`, `Probe port ${port}, or use an exec probe (e.g. ["curl", "-f", "http://localhost:${http.port}/..."]).`);
+  }
+  if (http?.scheme !== undefined && http.scheme.toUpperCase() !== 'HTTP') {
+    throw usageError('PROBE_NOT_SUPPORTED', `${field}.httpGet.scheme: "${http.scheme}" is not supported by vbe (HTTP only).`, 'Probe over HTTP, or use an exec probe.');
+  }
+  if (http?.path !== undefined && !/^\/[\x21-\x7e]*$/.test(http.path)) {
+    throw usageError('INVALID_PROBE', `${field}.httpGet.path: "${http.path}" must start with "/" and have no spaces or control characters.`, 'Give a path such as /ready.');
+  }
+  return probe;
 }
 
 function parseParameters(value: unknown): unknown {

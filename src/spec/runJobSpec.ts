@@ -2,8 +2,10 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { type EnvVar } from './expandVertexReferences.js';
 import { loadSpecFile } from './loadSpecFile.js';
-import { DEFAULT_MACHINE_TYPE, getMachineType, type MachineType } from './machineTypes.js';
+import { DEFAULT_MACHINE_TYPE, getMachineType, GiB, type MachineType } from './machineTypes.js';
+import { DEFAULT_MEMORY_RESERVE, type MemoryReservePolicy, parseMemoryReserve } from './memoryReserve.js';
 import { parseDurationMs } from './parseDuration.js';
+import { parseSizeBytes } from './parseSize.js';
 import type { ContainerSpec, RunJobSpecFile } from './vertexSchemas.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -63,6 +65,10 @@ export interface RunJobOptions {
   network?: 'bridge' | 'none';
   /** Run CPU-only even when the machine spec asks for accelerators. */
   noGpu?: boolean;
+  /** What Vertex keeps of the machine's memory: `vertex` (default), `none`, a size or a percentage. */
+  memoryReserve?: string;
+  /** The replica's disk in bytes (or a size such as "2GiB"), replacing diskSpec.bootDiskSizeGb: to test the disk check quickly. */
+  diskSize?: string | number;
 }
 
 /** A path or URI as written, with the directory a relative local path is relative to. */
@@ -115,7 +121,15 @@ export interface RunJobSpec {
   restartExitCodes?: number[];
   /** Things the user should know that do not stop the job (ignored fields, GPU requests). */
   warnings: string[];
+  memoryReserve: MemoryReservePolicy;
+  /** /dev/shm size from containerSpec.sharedMemorySizeMb (unset: the engine's 64 MiB). */
+  shmSizeBytes?: number;
+  /** The replica's boot disk: what the container may write. */
+  disk: { sizeBytes: number; source: 'default' | 'diskSpec.bootDiskSizeGb' | '--disk-size' };
 }
+
+/** diskSpec.bootDiskSizeGb's default [proto machine_resources.proto DiskSpec]. */
+export const DEFAULT_BOOT_DISK_SIZE_GB = 100;
 
 export const DEFAULT_TIMEOUT = '30m';
 export const DEFAULT_STOP_GRACE = '10s';
@@ -269,10 +283,13 @@ export function mergeRunJobSpec(options: RunJobOptions, file: RunJobSpecFile, di
     maxRestarts,
     network: options.network ?? 'bridge',
     warnings,
+    memoryReserve: parseMemoryReserve(options.memoryReserve ?? DEFAULT_MEMORY_RESERVE),
+    disk: resolveDisk(options, pool?.diskSpec?.bootDiskSizeGb, warnings),
   };
   if (!['buckets', 'inputs'].includes(spec.gcsStage)) {
     throw usageError('INVALID_GCS_STAGE', `--gcs-stage: "${spec.gcsStage}" is not buckets or inputs.`, 'Use --gcs-stage buckets (default) or --gcs-stage inputs.');
   }
+  if (containerSpec.sharedMemorySizeMb !== undefined) spec.shmSizeBytes = containerSpec.sharedMemorySizeMb * 1024 ** 2;
   if (!['bridge', 'none'].includes(spec.network)) {
     throw usageError('INVALID_NETWORK', `--network: "${spec.network}" is not bridge or none.`, 'Use --network bridge (default) or --network none.');
   }
@@ -295,6 +312,21 @@ export function chooseFlavour(flag: JobFlavour | undefined, hasJobSpec: boolean,
   if (hasJobSpec) return { name: 'custom-job', reason: 'the spec is a CustomJob (jobSpec.workerPoolSpecs)' };
   if (hasInputs) return { name: 'batch-files', reason: 'inputs were given without a CustomJob spec: the batch file contract (AIP_BATCH_INPUT_URIS / AIP_BATCH_OUTPUT_DIR)' };
   return { name: 'custom-job', reason: 'no inputs and no spec shape: a CustomJob' };
+}
+
+function resolveDisk(options: RunJobOptions, bootDiskSizeGb: number | undefined, warnings: string[]): RunJobSpec['disk'] {
+  if (options.diskSize !== undefined) {
+    const sizeBytes = typeof options.diskSize === 'number' ? options.diskSize : parseSizeBytes(options.diskSize, '--disk-size');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 1024 ** 2) throw usageError('INVALID_SIZE', `--disk-size: ${sizeBytes} is not a size of at least 1 MiB.`, 'Give a size such as 50MiB or 10GiB.');
+    return { sizeBytes, source: '--disk-size' };
+  }
+  if (bootDiskSizeGb === undefined) return { sizeBytes: DEFAULT_BOOT_DISK_SIZE_GB * GiB, source: 'default' };
+  if (bootDiskSizeGb < DEFAULT_BOOT_DISK_SIZE_GB) {
+    warnings.push(
+      `jobSpec.workerPoolSpecs[0].diskSpec.bootDiskSizeGb: ${bootDiskSizeGb} GB is below the ${DEFAULT_BOOT_DISK_SIZE_GB} GB default. Vertex publishes no minimum (UNCONFIRMED); Compute Engine refuses a boot disk smaller than its OS image, and the image and the OS take part of the disk.`,
+    );
+  }
+  return { sizeBytes: bootDiskSizeGb * GiB, source: 'diskSpec.bootDiskSizeGb' };
 }
 
 function defaultDisplayName(imageUri: string): string {

@@ -13,6 +13,30 @@ export const envVarSchema = z.strictObject({
   value: z.string().default(''),
 });
 
+const int64 = z.union([z.number().int(), z.string().regex(/^\d+$/, 'must be a whole number')]).transform(Number);
+
+/** model.proto `Probe`: one action, then timing (defaults applied in src/jobs/probes.ts). */
+export const probeSchema = z.strictObject({
+  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+  httpGet: z
+    .strictObject({
+      path: z.string().optional(),
+      port: z.number().int().min(1).max(65535).optional(),
+      host: z.string().optional(),
+      scheme: z.string().optional(),
+      httpHeaders: z.array(z.strictObject({ name: z.string().min(1), value: z.string().default('') })).optional(),
+    })
+    .optional(),
+  grpc: z.strictObject({ port: z.number().int().optional(), service: z.string().optional() }).optional(),
+  tcpSocket: z.strictObject({ port: z.number().int().optional(), host: z.string().optional() }).optional(),
+  periodSeconds: z.number().int().min(1).optional(),
+  timeoutSeconds: z.number().int().min(1).optional(),
+  failureThreshold: z.number().int().min(1).optional(),
+  successThreshold: z.number().int().min(1).optional(),
+  initialDelaySeconds: z.number().int().min(0).optional(),
+});
+export type ProbeSpec = z.infer<typeof probeSchema>;
+
 export const containerSpecSchema = z.strictObject({
   imageUri: z.string().min(1).optional(),
   command: z.array(z.string()).optional(),
@@ -21,11 +45,12 @@ export const containerSpecSchema = z.strictObject({
   ports: z.array(z.strictObject({ containerPort: z.number().int().min(1).max(65535) })).optional(),
   predictRoute: z.string().optional(),
   healthRoute: z.string().optional(),
-  sharedMemorySizeMb: z.union([z.number(), z.string()]).optional(),
+  sharedMemorySizeMb: int64.pipe(z.number().int().min(1, 'must be at least 1 (megabytes)')).optional(),
   grpcPorts: ignored,
-  deploymentTimeout: ignored,
-  startupProbe: ignored,
-  healthProbe: ignored,
+  /** Accepted (a Duration such as "1800s"); a batch job's start-up limit is --startup-timeout. */
+  deploymentTimeout: z.union([z.string().regex(/^\d+(\.\d+)?s$/, 'must be a Duration such as "1800s"'), z.number().positive()]).optional(),
+  startupProbe: probeSchema.optional(),
+  healthProbe: probeSchema.optional(),
   livenessProbe: ignored,
 });
 
@@ -77,7 +102,12 @@ export const runJobSpecFileSchema = z.strictObject({
             containerSpec: containerSpecSchema.optional(),
             machineSpec: machineSpecSchema.optional(),
             replicaCount: z.union([z.number().int(), z.string()]).optional(),
-            diskSpec: ignored,
+            diskSpec: z
+              .strictObject({
+                bootDiskSizeGb: z.number().int().min(1, 'must be a positive number of GB').optional(),
+                bootDiskType: z.enum(['pd-ssd', 'pd-standard', 'hyperdisk-balanced']).optional(),
+              })
+              .optional(),
             nfsMounts: ignored,
             pythonPackageSpec: ignored,
           }),

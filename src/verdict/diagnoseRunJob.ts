@@ -63,7 +63,7 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
     out.push({
       code: 'OUT_OF_MEMORY',
       severity: 'error',
-      message: `The container used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it and was killed.`,
+      message: `The container used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it and was killed.${reserveExplanation(o)}`,
       fix: 'Process the input in smaller chunks, or choose a machine type with more memory (e.g. an n1-highmem-* type).',
     });
   }
@@ -224,6 +224,29 @@ function uniqueBy<T>(items: T[], key: (item: T) => string): T[] {
 function summarise(paths: readonly string[]): string {
   if (paths.length <= 3) return paths.join(', ');
   return `${paths.slice(0, 3).join(', ')} and ${paths.length - 3} more`;
+}
+
+/** What the OOM diagnoses need to know about the memory a replica got. */
+export interface MemoryFacts {
+  machineType: string;
+  /** The container's limit. */
+  memoryBytes: number;
+  /** The machine type's whole memory and what Vertex keeps of it (absent in older records). */
+  machineMemoryBytes?: number;
+  memoryReserveBytes?: number;
+}
+
+/**
+ * Why a job that ran out of memory here would also on Vertex, when the limit was below the
+ * machine's figure because of what Vertex keeps: "Vertex keeps about 6.0 GiB of n1-standard-4 ...".
+ * Empty when no reserve applied.
+ */
+export function reserveExplanation(m: MemoryFacts): string {
+  if (!m.machineMemoryBytes || !m.memoryReserveBytes) return '';
+  return (
+    ` Vertex keeps about ${formatBytes(m.memoryReserveBytes)} of ${m.machineType}'s ${formatBytes(m.machineMemoryBytes)} for its agents (--memory-reserve):` +
+    ` a peak between ${formatBytes(m.memoryBytes)} and ${formatBytes(m.machineMemoryBytes)} would fit the whole machine but not what Vertex leaves, so it fails there too.`
+  );
 }
 
 export function formatBytes(bytes: number): string {

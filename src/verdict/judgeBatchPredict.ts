@@ -1,4 +1,4 @@
-import { formatBytes } from './diagnoseRunJob.js';
+import { formatBytes, reserveExplanation } from './diagnoseRunJob.js';
 import { type Diagnosis, type JobError, type JobState, RpcCode } from './jobState.js';
 import { diagnoseImage, type ImageObservation, judgeImage } from './judgeImage.js';
 import { isLoopback, isWildcard, type Listener } from './parseListeners.js';
@@ -6,6 +6,14 @@ import { installFix } from './libraryPackages.js';
 import type { LogSignal } from './scanLogLine.js';
 
 export const NEVER_READY_MESSAGE = 'model server never became ready. Please validate that your model file or container configuration are valid.';
+
+/** A containerSpec.startupProbe that failed its threshold, or a healthProbe that never passed. */
+export interface ProbeFailure {
+  field: 'startupProbe' | 'healthProbe';
+  action: string;
+  failures: number;
+  last: string;
+}
 
 export type FailureKind = 'http' | 'timeout' | 'connection' | 'not-json' | 'no-predictions' | 'count-mismatch' | 'bad-record';
 
@@ -18,10 +26,12 @@ export interface BatchObservation extends ImageObservation {
   batchSize: number;
   machineType: string;
   memoryBytes: number;
+  machineMemoryBytes?: number;
+  memoryReserveBytes?: number;
   startup?:
     | { outcome: 'ready'; afterMs: number }
     | { outcome: 'exited'; replica: number; exitCode: number; oomKilled: boolean; startError?: string }
-    | { outcome: 'never-ready'; replica: number; startupTimeoutMs: number; lastHealth: string; listeners?: Listener[]; routesAnswering200: string[] };
+    | { outcome: 'never-ready'; replica: number; startupTimeoutMs: number; lastHealth: string; listeners?: Listener[]; routesAnswering200: string[]; probe?: ProbeFailure };
   /** A replica's server stopped during the job. */
   died?: { replica: number; exitCode: number; oomKilled: boolean };
   stats: { successful: number; failed: number; incomplete: number };
@@ -84,20 +94,20 @@ export function diagnoseBatchPredict(o: BatchObservation): Diagnosis[] {
         code: s.oomKilled ? 'OUT_OF_MEMORY' : 'SERVER_EXITED_AT_START',
         severity: 'error',
         message: s.oomKilled
-          ? `The model server used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it while starting.`
+          ? `The model server used more than the ${formatBytes(o.memoryBytes)} of memory that ${o.machineType} gives it while starting.${reserveExplanation(o)}`
           : `The model server exited with status ${s.exitCode} while starting.`,
         fix: s.oomKilled ? 'Choose a machine type with more memory, or load a smaller model.' : 'Read the log lines shown above (the evidence; all of them in the replica logs): the server crashed before it answered its health route.',
         evidence: s.startError ? [s.startError, ...o.logTail.slice(-5)] : o.logTail.slice(-10),
       });
     }
   }
-  if (s?.outcome === 'never-ready') out.push(...diagnoseNeverReady(o, s));
+  if (s?.outcome === 'never-ready') out.push(...(s.probe ? [probeDiagnosis(s.probe, s.startupTimeoutMs)] : diagnoseNeverReady(o, s)));
   if (o.died) {
     out.push({
       code: o.died.oomKilled ? 'OUT_OF_MEMORY' : 'SERVER_DIED',
       severity: 'error',
       message: o.died.oomKilled
-        ? `Replica ${o.died.replica} ran out of memory (${formatBytes(o.memoryBytes)} on ${o.machineType}) while predicting batches of ${o.batchSize}.`
+        ? `Replica ${o.died.replica} ran out of memory (${formatBytes(o.memoryBytes)} on ${o.machineType}) while predicting batches of ${o.batchSize}.${reserveExplanation(o)}`
         : `Replica ${o.died.replica}'s model server exited with status ${o.died.exitCode} in the middle of the job.`,
       fix: o.died.oomKilled
         ? `Lower manualBatchTuningParameters.batchSize (--batch-size; now ${o.batchSize}) or choose a machine type with more memory.`
@@ -145,6 +155,21 @@ function allInstancesFailed(o: BatchObservation): Diagnosis | undefined {
     message: `All ${o.stats.failed} instance(s) failed; not one prediction was written.${top ? ` Most common (${top.count} instance(s), ${kind}): ${top.example}` : ''}`,
     fix: 'Read .vbe/failed-instances.jsonl and the server log. In CI, pass --max-failed-ratio 0 to make any failed instance fail the job.',
     ...(top ? { evidence: [top.example] } : {}),
+  };
+}
+
+function probeDiagnosis(p: ProbeFailure, startupTimeoutMs: number): Diagnosis {
+  const startup = p.field === 'startupProbe';
+  return {
+    code: startup ? 'STARTUP_PROBE_FAILED' : 'HEALTH_PROBE_FAILED',
+    severity: 'error',
+    message: startup
+      ? `containerSpec.startupProbe (${p.action}) failed ${p.failures} times in a row (its failureThreshold): the server never became ready.`
+      : `containerSpec.healthProbe (${p.action}) did not pass within the start-up limit of ${Math.round(startupTimeoutMs / 1000)}s.`,
+    fix: startup
+      ? 'Make the probe pass once the model is loaded, or give slow loading more time: raise failureThreshold or periodSeconds (the probe may take failureThreshold x periodSeconds).'
+      : 'Make the probe pass once the server can answer predictions, or check its command/path by hand (docker exec).',
+    evidence: [`last result: ${p.last}`],
   };
 }
 

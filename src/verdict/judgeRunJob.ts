@@ -41,6 +41,9 @@ export interface RunObservation extends ImageObservation {
   logSignals: LogSignal[];
   machineType: string;
   memoryBytes: number;
+  /** The machine type's whole memory and what Vertex keeps of it (the limit is the difference). */
+  machineMemoryBytes?: number;
+  memoryReserveBytes?: number;
   /** Copying the outputs back stopped part-way (disk full, I/O error on the host). */
   collectionError?: string;
   /** Highest memory use the engine reported while it ran (sampled about once a second). */

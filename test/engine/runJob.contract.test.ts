@@ -113,7 +113,7 @@ describe('vbe run against a real engine', () => {
     expect(job.error).toMatchObject({ code: 3 });
     expect(job.error!.message).toMatch(/^The replica workerpool0-0 ran out of memory and exited with a non-zero status of 137\./);
     expect(job.emulator.oomKilled).toBe(true);
-    expect(job.emulator.limits!.memoryBytes).toBe(2 * 1024 ** 3);
+    expect(job.emulator.limits!.memoryBytes).toBe(Math.round(1.2 * 1024 ** 3)); // 2 GiB less the 40% Vertex keeps on small machines
     expect(job.emulator.diagnoses.map((d) => d.code)).toContain('OUT_OF_MEMORY');
   });
 

@@ -66,6 +66,27 @@ describe('live checks', () => {
     } as unknown as BatchPredictionJobResource;
     expect(serverChecks(job, 0).find((c) => c.id === 'startup-time')!.status).toBe('warn');
   });
+
+  it("the memory check judges the peak against the limit the jobs apply: the machine's memory less what Vertex keeps", () => {
+    const GiB = 2 ** 30;
+    const job = (peak: number, oom = false) =>
+      ({
+        emulator: {
+          startup: { outcome: 'ready', afterMs: 1000 },
+          diagnoses: oom ? [{ code: 'OUT_OF_MEMORY', severity: 'error', message: 'oom' }] : [],
+          routes: { health: '/h', predict: '/p', port: 8080 },
+          stats: { successful: 0, failed: 0, incomplete: 0, maxResponseBytes: 0 },
+          failuresByKind: {},
+          limits: { memoryBytes: 9 * GiB, machineMemoryBytes: 15 * GiB, memoryReserveBytes: 6 * GiB, machineType: 'n1-standard-4' },
+          peakMemoryBytes: peak,
+        },
+      }) as unknown as BatchPredictionJobResource;
+    const memory = (j: BatchPredictionJobResource) => serverChecks(j, 0).find((c) => c.id === 'memory')!;
+    // 8 GiB is 53% of the machine but 89% of what Vertex leaves: a warning.
+    expect(memory(job(8 * GiB))).toMatchObject({ status: 'warn', summary: 'peak 8.0 GiB of 9.0 GiB (n1-standard-4: 15 GiB less 6.0 GiB Vertex keeps), 88.9%' });
+    expect(memory(job(GiB)).status).toBe('pass');
+    expect(memory(job(0, true))).toMatchObject({ status: 'fail', summary: 'ran out of the 9.0 GiB (n1-standard-4: 15 GiB less 6.0 GiB Vertex keeps)' });
+  });
 });
 
 describe('filesystem helpers', () => {

@@ -245,7 +245,7 @@ describe('batch-predict spec', () => {
   };
   it('defaults: batch 64, one replica, port 8080, results naming, 3 retries, no parameters', () => {
     const spec = mergeBatchPredictSpec({ ...base, instancesFormat: 'jsonl' }, {}, dirs);
-    expect(spec).toMatchObject({ batchSize: 64, replicaCount: 1, port: 8080, outputNaming: 'results', retries: 3, startupTimeoutMs: 600_000, requestTimeoutMs: 600_000 });
+    expect(spec).toMatchObject({ batchSize: 64, replicaCount: 1, port: 8080, outputNaming: 'results', retries: 3, startupTimeoutMs: 40 * 60_000, requestTimeoutMs: 600_000 });
     expect(spec.modelParameters).toBeUndefined();
   });
   it('reads the REST body fields', () => {

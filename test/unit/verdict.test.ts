@@ -174,8 +174,13 @@ describe('machineLimits', () => {
   it('applies the machine type and caps it at the host', () => {
     const big = machineLimits(getMachineType('n1-standard-8'), { cpus: 2, memoryBytes: 8 * 1024 ** 3 });
     expect(big).toMatchObject({ cpus: 2, nanoCpus: 2e9, memoryBytes: 8 * 1024 ** 3, cappedToHost: true, requested: { cpus: 8, memoryBytes: 30 * 1024 ** 3 } });
-    expect(big.warnings).toHaveLength(2);
+    // CPUs capped, the CPU count programs read differs from Vertex's, memory capped.
+    expect(big.warnings).toHaveLength(3);
     const fits = machineLimits(getMachineType('n1-standard-2'), { cpus: 16, memoryBytes: 64 * 1024 ** 3 });
-    expect(fits).toMatchObject({ cpus: 2, memoryBytes: 7.5 * 1024 ** 3, cappedToHost: false, warnings: [] });
+    // 7.5 GiB less the 40% Vertex's agents may take on small machines (--memory-reserve vertex).
+    expect(fits).toMatchObject({ cpus: 2, cpusetCpus: '0-1', memoryBytes: 4.5 * 1024 ** 3, machineMemoryBytes: 7.5 * 1024 ** 3, cappedToHost: false });
+    expect(fits.warnings).toEqual([expect.stringMatching(/os\.cpu_count\(\) \/ multiprocessing\.cpu_count\(\) see this host's 16/)]);
+    const whole = machineLimits(getMachineType('n1-standard-2'), { cpus: 2, memoryBytes: 64 * 1024 ** 3 }, { kind: 'none' });
+    expect(whole).toMatchObject({ memoryBytes: 7.5 * 1024 ** 3, memoryReserveBytes: 0, warnings: [] });
   });
 });

@@ -23,6 +23,8 @@ export interface RunObservation extends ImageObservation {
   outputContainerDir: string;
   outputFileCount: number;
   refusedOutputs: Array<{ path: string; reason: string }>;
+  /** How many entries were refused in all (the list is cut short). */
+  refusedOutputCount?: number;
   /** Paths the container added to its own filesystem (outside every volume). */
   addedPaths: string[];
   logSignals: LogSignal[];

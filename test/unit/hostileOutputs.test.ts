@@ -233,3 +233,19 @@ describe('bounds', () => {
     expect(peak - before).toBeLessThan(40 * 1024 * 1024);
   }, 180_000);
 });
+
+describe('input names', () => {
+  it('an input file whose name is not valid UTF-8 is refused (exit 2) naming it, never silently not staged', async () => {
+    const { resolveInputs } = await import('../../src/staging/resolveLocations.js');
+    const { writeFileSync } = await import('node:fs');
+    const data = path.join(dir, 'data');
+    await mkdir(data);
+    await writeFile(path.join(data, 'a.jsonl'), '{}\n');
+    writeFileSync(Buffer.concat([Buffer.from(`${data}/b-`), Buffer.from([0xff]), Buffer.from('.jsonl')]), '{}\n');
+    await expect(resolveInputs([{ text: data, baseDir: dir, field: '--input[0]' }], path.join(dir, 'gcs'))).rejects.toMatchObject({
+      code: 'INPUT_NAME_NOT_UTF8',
+      exitCode: 2,
+      message: expect.stringContaining(`--input[0]: the name of "${data}/b-\uFFFD.jsonl" is not valid UTF-8`),
+    });
+  });
+});

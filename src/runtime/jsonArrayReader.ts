@@ -10,6 +10,8 @@ const MAX_ELEMENT_BYTES = 1024 * 1024;
 export class JsonArrayReader {
   private started = false;
   private ended = false;
+  /** The answer is `null` (what the engine says when nothing changed): the rest of it is ignored. */
+  private isNull = false;
   private depth = 0;
   private inString = false;
   private escaped = false;
@@ -20,6 +22,7 @@ export class JsonArrayReader {
   constructor(private readonly onElement: (value: unknown) => void) {}
 
   push(data: Buffer): void {
+    if (this.isNull) return;
     let start = -1; // where the current element's bytes start in `data`
     if (this.depth > 0) start = 0;
     for (let i = 0; i < data.length; i++) {
@@ -34,7 +37,9 @@ export class JsonArrayReader {
       if (!this.started) {
         if (c === 0x6e && this.depth === 0) {
           // `null`: the engine's answer when nothing changed
+          this.started = true;
           this.ended = true;
+          this.isNull = true;
           return;
         }
         if (c !== 0x5b) throw new Error('the engine answered something other than a JSON array');

@@ -208,3 +208,26 @@ describe('an engine error body split over several socket reads', () => {
     expect((error as EngineApiError).message).toBe(`(HTTP code 404) ${message}`);
   });
 });
+
+describe('the engine filesystem diff, read as it arrives', () => {
+  it('elements come out one at a time whatever the split; null is an empty diff; garbage is an error', async () => {
+    const { JsonArrayReader } = await import('../../src/runtime/jsonArrayReader.js');
+    const read = (text: string, step: number) => {
+      const got: unknown[] = [];
+      const reader = new JsonArrayReader((v) => got.push(v));
+      const bytes = Buffer.from(text);
+      for (let i = 0; i < bytes.length; i += step) reader.push(bytes.subarray(i, i + step));
+      reader.end();
+      return got;
+    };
+    const changes = [{ Path: '/tmp/a"}]{[', Kind: 1 }, { Path: '/tmp/é\\x', Kind: 0 }, { Path: '/etc', Kind: 2 }];
+    for (const step of [1, 2, 5, 1000]) {
+      expect(read(JSON.stringify(changes, null, step === 5 ? 1 : undefined), step)).toEqual(changes);
+      expect(read('null', step)).toEqual([]);
+      expect(read(' [ ] ', step)).toEqual([]);
+    }
+    expect(() => read('{"message":"x"}', 3)).toThrow(/other than a JSON array/);
+    expect(() => read('[{"Path":"/a"}', 3)).toThrow(/ends part-way/);
+    expect(() => read('[1]', 3)).toThrow(/not an object/);
+  });
+});

@@ -345,8 +345,14 @@ class OutputExtractor implements TarEntryHandler {
       const dir = path.join(this.dirPaths[i]!, parts[i]!);
       let created = false;
       if (this.dirCreated[i]) {
-        fs.mkdirSync(dir); // in a directory this collection created: EEXIST only for what it wrote there itself
+        // In a directory this collection created, only what it wrote can be there: this directory
+        // (an archive that comes back to it) or a file (EEXIST, the entry is refused).
         created = true;
+        try {
+          fs.mkdirSync(dir);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !lstatOrUndefined(dir)?.isDirectory()) throw error;
+        }
       } else {
         const existing = lstatOrUndefined(dir);
         if (!existing) {

@@ -177,6 +177,24 @@ describe('collection never writes where it should not', () => {
     expect(await readdir(out)).toEqual(['b']);
   });
 
+  it('an archive that comes back to a directory it left is still written (only the current branch is remembered)', async () => {
+    const out = path.join(dir, 'out');
+    const result = await collectOutputs(
+      archive([
+        { name: 'output/a/b/', type: '5' },
+        { name: 'output/a/b/1', body: '1' },
+        { name: 'output/a/c/2', body: '2' },
+        { name: 'output/a/b/3', body: '3' },
+        { name: 'output/a/b/', type: '5' },
+        { name: 'output/a/c', body: 'a file where a directory is' },
+      ]),
+      out,
+      { maxFileBytes: 1e9 },
+    );
+    expect(result.files.map((f) => f.path)).toEqual(['a/b/1', 'a/c/2', 'a/b/3']);
+    expect(result.refused.map((r) => r.path)).toEqual(['a/c']);
+  });
+
   it('the refused list stops at 100 entries; the record has the total', async () => {
     const links = Array.from({ length: 250 }, (_, i) => ({ name: `output/l${i}`, type: '2' as const, linkname: '/etc/passwd' }));
     const result = await collectOutputs(archive(links), path.join(dir, 'out'), { maxFileBytes: 1e9 });

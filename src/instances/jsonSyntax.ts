@@ -35,8 +35,35 @@ export function isJsonText(text: string, start = 0, end = text.length): boolean 
  * is an array; undefined otherwise.
  */
 export function arrayMemberSpans(text: string, name: string): number[] | undefined {
-  const member: MemberSearch = { name, spans: [], found: false };
-  return scan(text, 0, text.length, member) && member.found ? member.spans : undefined;
+  const member = arrayMember(text, name);
+  return member.found ? member.spans : undefined;
+}
+
+/** What `arrayMember` found. */
+export interface ArrayMember {
+  /** `text` is JSON. */
+  json: boolean;
+  /** It is an object whose last member `name` is an array. */
+  found: boolean;
+  /** How many elements that array has. */
+  count: number;
+  /** Where the first `keepAtMost` elements are, as [start, end) offsets in pairs. */
+  spans: number[];
+  /** The first top-level member names (for a message when `name` is not there). */
+  keys: string[];
+}
+
+/** Top-level member names kept in ArrayMember.keys. */
+const KEYS_KEPT = 20;
+
+/**
+ * Like arrayMemberSpans, with memory bounded whatever the text: the spans of the first
+ * `keepAtMost` elements are kept, the others only counted.
+ */
+export function arrayMember(text: string, name: string, keepAtMost = Number.POSITIVE_INFINITY): ArrayMember {
+  const member: MemberSearch = { name, spans: [], found: false, count: 0, keepAtMost, keys: [] };
+  const json = scan(text, 0, text.length, member);
+  return { json, found: json && member.found, count: member.count, spans: member.spans, keys: member.keys };
 }
 
 interface MemberSearch {
@@ -44,6 +71,9 @@ interface MemberSearch {
   spans: number[];
   /** The last top-level member of that name holds an array. */
   found: boolean;
+  count: number;
+  keepAtMost: number;
+  keys: string[];
 }
 
 function scan(t: string, start: number, end: number, member: MemberSearch | undefined): boolean {
@@ -98,7 +128,10 @@ function scan(t: string, start: number, end: number, member: MemberSearch | unde
     } else return false;
     // A value ended at i: what follows it in its container.
     for (;;) {
-      if (depth === collecting) member!.spans.push(elementStart, i);
+      if (depth === collecting) {
+        if (member!.count < member!.keepAtMost) member!.spans.push(elementStart, i);
+        member!.count += 1;
+      }
       i = skipWhitespace(t, i, end);
       if (depth === 0) return i === end;
       if (i >= end) return false;
@@ -145,9 +178,12 @@ function key(t: string, i: number, end: number): number {
 /** Whether the (valid) member name at `at` is the one searched for; a new such member replaces the last one. */
 function isMember(t: string, at: number, member: MemberSearch): boolean {
   const raw = t.slice(at, skipString(t, at, t.length));
-  const is = raw.includes('\\') ? JSON.parse(raw) === member.name : raw.length === member.name.length + 2 && raw.startsWith(member.name, 1);
+  const escaped = raw.includes('\\');
+  const is = escaped ? JSON.parse(raw) === member.name : raw.length === member.name.length + 2 && raw.startsWith(member.name, 1);
+  if (member.keys.length < KEYS_KEPT) member.keys.push((escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1)).slice(0, 100));
   if (is) {
     member.spans.length = 0;
+    member.count = 0;
     member.found = false;
   }
   return is;

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { arrayMemberSpans } from '../instances/jsonSyntax.js';
+import { arrayMember, arrayMemberSpans } from '../instances/jsonSyntax.js';
 import { type HttpAnswer, ServerConnection } from './serverConnection.js';
 
 /** Largest predict response read. */
@@ -52,34 +52,20 @@ export class PredictionClient {
     if (result.status < 200 || result.status > 299) {
       return { ok: false, kind: 'http', code: result.status >= 500 ? 13 : 3, status: result.status, message: `Non-OK result ${result.status} (${snippet(text)}) from server` };
     }
-    // The usual answer, JSON with one prediction per instance, each on one line: checked and cut
-    // out as written, without building values.
-    const spans = arrayMemberSpans(text, 'predictions');
-    if (spans?.length === 2 * instanceCount) {
-      const texts: string[] = [];
-      for (let i = 0; i < spans.length; i += 2) {
-        const prediction = text.slice(spans[i], spans[i + 1]);
-        if (!isOneLine(prediction)) break;
-        texts.push(prediction);
-      }
-      if (texts.length === instanceCount) return { ok: true, predictions: texts, responseBytes: result.body.length };
-    }
-    // Anything else is parsed: to say exactly what is wrong, or to serialize predictions written over several lines.
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return { ok: false, kind: 'not-json', code: 13, message: `The model server's response is not JSON: ${snippet(text)}` };
-    }
-    const predictions = (parsed as { predictions?: unknown } | null)?.predictions;
-    if (!Array.isArray(predictions)) {
-      const keys = parsed && typeof parsed === 'object' ? Object.keys(parsed).join(', ') : typeof parsed;
+    // Checked and cut out as written, without building values: memory bounded by the instances
+    // sent, whatever the response holds (the elements past instanceCount are only counted).
+    const member = arrayMember(text, 'predictions', instanceCount);
+    if (!member.json) return { ok: false, kind: 'not-json', code: 13, message: `The model server's response is not JSON: ${snippet(text)}` };
+    if (!member.found) {
+      const keys = text.trimStart().startsWith('{') ? member.keys.join(', ') : 'not an object';
       return { ok: false, kind: 'no-predictions', code: 13, message: `The model server's response has no "predictions" array (it has: ${keys || 'nothing'}).` };
     }
-    if (predictions.length !== instanceCount) {
-      return { ok: false, kind: 'count-mismatch', code: 13, message: `The model server returned ${predictions.length} predictions for ${instanceCount} instances.` };
+    if (member.count !== instanceCount) {
+      return { ok: false, kind: 'count-mismatch', code: 13, message: `The model server returned ${member.count} predictions for ${instanceCount} instances.` };
     }
-    return { ok: true, predictions: predictionTexts(text, predictions, spans), responseBytes: result.body.length };
+    const predictions: string[] = [];
+    for (let i = 0; i < member.spans.length; i += 2) predictions.push(oneLine(text.slice(member.spans[i], member.spans[i + 1])));
+    return { ok: true, predictions, responseBytes: result.body.length };
   }
 
   /** POST on an idle keep-alive connection, or a new one. */
@@ -172,6 +158,11 @@ export function predictionTexts(text: string, parsed: readonly unknown[], spans 
     const prediction = text.slice(spans[2 * i], spans[2 * i + 1]);
     return isOneLine(prediction) ? prediction : toJson(value);
   });
+}
+
+/** A prediction's JSON text as written, or serialized again on one line when it spans several (a pretty-printed response). */
+function oneLine(json: string): string {
+  return isOneLine(json) ? json : toJson(JSON.parse(json));
 }
 
 function isOneLine(json: string): boolean {

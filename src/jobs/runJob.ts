@@ -38,6 +38,8 @@ import { ChartRecorder } from './chartRecorder.js';
 export const RECORD_DIR_NAME = '.vbe';
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_ADDED_PATHS = 10_000;
+/** Time the copy of the outputs has at least, even when the job ran up to its --timeout. */
+const COLLECT_GRACE_MS = 60_000;
 
 export interface RunJobHooks {
   /** Injected logger; the library is silent without one. */
@@ -256,7 +258,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         if (!observation.cancelled) {
           const mountPoints = new Set([DATA_MOUNT, GCS_MOUNT]);
           // Asked for while the outputs are copied (two engine calls at once: ~15 ms less per job).
-          const changes = exited.changes();
+          const changes = exited.changes((c) => c.kind === 'added' && !mountPoints.has(c.path), MAX_ADDED_PATHS);
           changes.catch(() => undefined); // awaited below; not unhandled when collecting fails first
           const layerBytes = exited.writableLayerBytes();
           layerBytes.catch(() => undefined);
@@ -264,23 +266,23 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
             collectOutputs(
               (sink, signal) => exited.readArchive(output.containerDir, sink, signal),
               output.hostDir,
-              { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME], ...(hooks.signal ? { signal: hooks.signal } : {}) },
+              // Collection counts against --timeout too (with a minute's grace for a job that ran up to it).
+              { maxFileBytes: spec.maxOutputFileBytes, reserved: [RECORD_DIR_NAME], deadline: Math.max(deadline, Date.now() + COLLECT_GRACE_MS), ...(hooks.signal ? { signal: hooks.signal } : {}) },
               transfer,
             ),
           );
           // Ctrl-C while copying: what was copied whole stays, the job is CANCELLED.
           if (collection.cancelled) observation.cancelled = true;
-          observation.addedPaths = (await changes)
-            .filter((c) => c.kind === 'added' && !mountPoints.has(c.path))
-            .map((c) => c.path)
-            .slice(0, MAX_ADDED_PATHS);
+          if (collection.timedOut) observation.timedOut = true;
+          observation.addedPaths = (await changes).map((c) => c.path);
           const written = await layerBytes.catch(() => undefined); // not measured: no disk verdict
           if (written !== undefined) disk = checkDisk(spec, image!, created.storageLimited, written, collection.totalBytes);
           observation.outputFileCount = collection.fileCount;
           observation.refusedOutputs = collection.refused;
-          if (collection.error && !collection.cancelled) observation.collectionError = collection.error;
+          observation.refusedOutputCount = collection.refusedCount;
+          if (collection.error && !collection.cancelled && !collection.timedOut) observation.collectionError = collection.error;
           // What it wrote elsewhere under /gcs becomes objects on Vertex: written back to the gcs root.
-          if (buckets.buckets.length > 0 && !observation.cancelled && !observation.collectionError) {
+          if (buckets.buckets.length > 0 && !observation.cancelled && !observation.timedOut && !observation.collectionError) {
             gcsChanges = await timed('collect-gcs', () =>
               collectGcsChanges((sink, signal) => exited.readArchive(GCS_MOUNT, sink, signal), spec.gcsRoot, {
                 manifest: buckets.manifest,
@@ -352,6 +354,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
         totalBytes: collection?.totalBytes ?? 0,
         files: collection?.files ?? [],
         refused: collection?.refused ?? [],
+        refusedCount: collection?.refusedCount ?? 0,
       },
       ...(buckets.buckets.length > 0 ? { gcs: gcsRecord(spec.gcsRoot, buckets, gcsChanges) } : {}),
       diagnoses,

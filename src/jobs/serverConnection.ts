@@ -1,6 +1,9 @@
 import net from 'node:net';
 import { ResponseParser } from '../http/responseParser.js';
 
+/** A 102 Processing renews the budget of informational heads at most this often (more often is a flood, not progress). */
+const INTERIM_RENEW_MS = 1000;
+
 /** What one HTTP exchange gave: the status and body, or why there was none. */
 export type HttpAnswer = { status: number; body: Buffer } | { error: string; timedOut: boolean };
 
@@ -9,6 +12,8 @@ export type HttpAnswer = { status: number; body: Buffer } | { error: string; tim
  * A keep-alive HTTP/1.1 client connection to a model server, one exchange at a time: the
  * request head and body go out in one write, the response is framed as RFC 9112 says
  * (Content-Length, chunked, or until the server closes; informational 1xx answers skipped).
+ * A `102 Processing` restarts the request's timeout, as it resets the Google Front End's deadline
+ * in front of a Vertex model server.
  * Far cheaper per request than node:http, which matters at thousands of predict requests a
  * second on the same cores as the server.
  */
@@ -41,7 +46,16 @@ export class ServerConnection {
     if (this.closed) return Promise.resolve({ error: 'ECONNRESET: socket hang up', timedOut: false });
     return new Promise((resolve) => {
       this.settle = resolve;
-      this.parser = new ResponseParser(maxBytes);
+      const parser = new ResponseParser(maxBytes);
+      let renewedAt = Date.now();
+      parser.onInterim = (code) => {
+        if (code !== 102) return;
+        this.timer?.refresh();
+        if (Date.now() - renewedAt < INTERIM_RENEW_MS) return;
+        renewedAt = Date.now();
+        parser.renewInterimBudget();
+      };
+      this.parser = parser;
       this.timer = setTimeout(() => this.finish({ error: `no answer within ${timeoutMs} ms`, timedOut: true }, false), timeoutMs);
       this.socket.cork();
       this.socket.write(head, 'latin1');

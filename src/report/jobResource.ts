@@ -65,7 +65,7 @@ export interface RunEmulatorSection {
   durationMs: number;
   phases: PhaseTiming[];
   inputs: { fileCount: number; totalBytes: number; files: Array<{ source: string; containerPath: string; sizeBytes: number }> };
-  outputs: { hostDirectory: string; containerDirectory: string; complete: boolean; fileCount: number; totalBytes: number; files: Array<{ path: string; sizeBytes: number }>; refused: Array<{ path: string; reason: string }> };
+  outputs: { hostDirectory: string; containerDirectory: string; complete: boolean; fileCount: number; totalBytes: number; files: Array<{ path: string; sizeBytes: number }>; refused: Array<{ path: string; reason: string }>; refusedCount?: number };
   diagnoses: Diagnosis[];
   warnings: string[];
   logs: { stdout: string; stderr: string; truncated: boolean };

@@ -5,6 +5,7 @@ import { demultiplex, EngineApi, readJsonLines, segment } from './engineApi.js';
 import { endpointCandidates, isLocalEndpoint, publishedPortHost } from './dockerEndpoint.js';
 import type { RegistryAuth } from './registryAuth.js';
 import type { BodySink } from '../http/responseParser.js';
+import { JsonArrayReader } from './jsonArrayReader.js';
 
 /**
  * The one narrow port in front of the Docker engine: nothing else talks to it (engineApi.ts is
@@ -725,19 +726,36 @@ export class ExitedContainer {
     return writableLayerBytes(this.api, this.id);
   }
 
-  /** The container's own filesystem changes (mounted volumes excluded), as `docker diff`. */
-  async changes(): Promise<FileChange[]> {
-    const raw = await call('reading filesystem changes', () => this.api.json<Array<{ Path: string; Kind: number }> | null>('GET', `/containers/${this.id}/changes`));
+  /**
+   * The container's own filesystem changes (mounted volumes excluded), as `docker diff`: the first
+   * `limit` that `keep` accepts. The answer is read as it arrives, never whole (a container that
+   * creates a million files in /tmp makes it tens of MB).
+   */
+  async changes(keep: (change: FileChange) => boolean = () => true, limit = Number.POSITIVE_INFINITY): Promise<FileChange[]> {
     const kinds = ['modified', 'added', 'deleted'] as const;
-    return (raw ?? []).map((c) => ({ path: c.Path, kind: kinds[c.Kind] ?? 'modified' }));
+    const kept: FileChange[] = [];
+    const reader = new JsonArrayReader((value) => {
+      const c = value as { Path?: unknown; Kind?: unknown };
+      if (kept.length >= limit || typeof c?.Path !== 'string') return;
+      const change: FileChange = { path: c.Path, kind: kinds[c.Kind as number] ?? 'modified' };
+      if (keep(change)) kept.push(change);
+    });
+    await call('reading filesystem changes', async () => {
+      await this.api.download('GET', `/containers/${this.id}/changes`, {}, (parts) => {
+        for (const part of parts) reader.push(part);
+      });
+      reader.end();
+    });
+    return kept;
   }
 
   /**
    * The tar archive of `path` in the container (and its volumes), handed to `sink` as it arrives
    * (views valid only during the call; a returned promise pauses reading until it settles).
    * Errors the sink throws come back as they are, as does `signal`'s abort; the engine's are explained.
+   * Resolves false when `path` is not in the container (it removed it): what it did, not an engine failure.
    */
-  async readArchive(path: string, sink: BodySink, signal?: AbortSignal): Promise<void> {
+  async readArchive(path: string, sink: BodySink, signal?: AbortSignal): Promise<boolean> {
     let sinkError: { error: unknown } | undefined;
     const guarded: BodySink = (parts) => {
       try {
@@ -753,9 +771,11 @@ export class ExitedContainer {
     };
     try {
       await this.api.download('GET', `/containers/${this.id}/archive`, { query: { path }, ...(signal ? { signal } : {}) }, guarded);
+      return true;
     } catch (error) {
       if (sinkError) throw sinkError.error;
       if (signal?.aborted) throw error;
+      if (statusCode(error) === 404 && !/no such container/i.test((error as Error).message)) return false;
       throw engineError(error, `copying ${path} out of the container`);
     }
   }

@@ -40,7 +40,7 @@ const LOCAL_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES'
  * of. Files whose data is unchanged are skipped without being written. Links, devices and names that
  * climb out are refused; each file is written under a temporary name and renamed when whole.
  */
-export async function collectGcsChanges(source: (sink: BodySink, signal?: AbortSignal) => Promise<void>, gcsRoot: string, options: GcsChangesOptions): Promise<GcsChanges> {
+export async function collectGcsChanges(source: (sink: BodySink, signal?: AbortSignal) => Promise<unknown>, gcsRoot: string, options: GcsChangesOptions): Promise<GcsChanges> {
   fs.mkdirSync(gcsRoot, { recursive: true });
   const handler = new ChangeWriter(fs.realpathSync(gcsRoot), options);
   const reader = new TarReader(handler);

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { TransferListener } from '../jobs/transferProgress.js';
 import { emulatorError } from '../errors.js';
 import type { BodySink } from '../http/responseParser.js';
+import { entryParts, hostProblem, reservedName, unsafeName } from './outputEntryNames.js';
 import { type TarEntryHandler, type TarEntryHeader, TarFormatError, TarReader } from './tarReader.js';
 
 export interface CollectedFile {
@@ -29,7 +30,11 @@ export interface CollectionResult {
   totalBytes: number;
   /** The first files collected (the full list can be millions long; the count is exact). */
   files: CollectedFile[];
+  /** The first entries refused (the list is cut at REFUSED_LIMIT; `refusedCount` is exact). */
   refused: RefusedEntry[];
+  refusedCount: number;
+  /** Copying was stopped at `deadline` (the files listed are whole). */
+  timedOut?: boolean;
 }
 
 export interface CollectOptions {
@@ -40,10 +45,15 @@ export interface CollectOptions {
   reserved?: readonly string[];
   /** Stops copying (Ctrl-C): what is whole stays, the file being written is removed. */
   signal?: AbortSignal;
+  /** When copying must stop (epoch ms), whatever the archive still holds: `timedOut`, what is whole stays. */
+  deadline?: number;
 }
 
-/** The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive), stopping when `signal` fires. */
-export type ArchiveSource = Readable | ((sink: BodySink, signal?: AbortSignal) => Promise<void>);
+/**
+ * The output archive: a stream, or a reader that pushes its bytes into a sink (ExitedContainer.readArchive),
+ * stopping when `signal` fires, and resolving false when the directory is not in the container (it removed it).
+ */
+export type ArchiveSource = Readable | ((sink: BodySink, signal?: AbortSignal) => Promise<boolean | void>);
 
 const LIST_LIMIT = 1000;
 const REFUSED_LIMIT = 100;
@@ -51,6 +61,10 @@ const REFUSED_LIMIT = 100;
 const PROGRESS_STEP_BYTES = 1024 * 1024;
 /** Synchronous work between two turns of the event loop (timers, signals, the progress display). */
 const SLICE_MS = 8;
+/** Errors of one entry's own name or place on the host (too long once joined, a file or link in the way, a directory gone): that entry is refused, the others copied. */
+const ENTRY_ERRORS = new Set(['ENAMETOOLONG', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENOTEMPTY', 'EINVAL']);
+/** Temporary files are named `.vbe-partial-<n>` in the target's directory (short: a 255-byte name still has room). */
+const PARTIAL_PREFIX = '.vbe-partial-';
 
 /**
  * Extracts the tar archive of the container's output directory into `hostDir`, refusing anything
@@ -86,21 +100,35 @@ interface OpenFile {
   record: CollectedFile;
 }
 
+/** Why an entry is refused: thrown inside the extractor, caught where the entry started. */
+class Refusal {
+  constructor(readonly reason: string) {}
+}
+
 class OutputExtractor implements TarEntryHandler {
   private readonly result: CollectionResult;
   private readonly listLimit: number;
   private readonly reader = new TarReader(this);
   /**
-   * Directories known to resolve inside the output dir; true when this collection created them
-   * (then they hold only what it wrote). Checked once each, not once per file.
+   * The directories of the last entry, from the output dir down, checked (no link, no file in the
+   * way) or created: `dirNames` their names, `dirPaths` their host paths, `dirCreated` whether this
+   * collection created them (then they hold only what it wrote). An archive lists a directory's
+   * entries together, so remembering one branch spares almost every check, and memory stays at
+   * one path however many directories there are.
    */
-  private readonly verifiedDirs: Map<string, boolean>;
+  private readonly dirNames: string[] = [];
+  private readonly dirPaths: string[];
+  private readonly dirCreated: boolean[] = [false];
   private file: OpenFile | undefined;
+  private partialCount = 0;
   private doneBytes = 0;
   private reportedBytes = 0;
   private sliceEnd = performance.now() + SLICE_MS;
   /** The current file's data from the bytes being pushed: written together (one writev) before push returns. */
   private views: Buffer[] = [];
+  /** Aborted by the caller's signal or at the deadline. */
+  private readonly stop = new AbortController();
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly root: string,
@@ -108,17 +136,24 @@ class OutputExtractor implements TarEntryHandler {
     private readonly options: CollectOptions,
     private readonly onTransfer: TransferListener | undefined,
   ) {
-    this.result = { hostDir, complete: true, fileCount: 0, totalBytes: 0, files: [], refused: [] };
+    this.result = { hostDir, complete: true, fileCount: 0, totalBytes: 0, files: [], refused: [], refusedCount: 0 };
     this.listLimit = options.listLimit ?? LIST_LIMIT;
-    this.verifiedDirs = new Map([[root, false]]);
+    this.dirPaths = [root];
   }
 
   async run(source: ArchiveSource): Promise<CollectionResult> {
     const sink: BodySink = (parts) => this.push(parts);
+    const { signal, deadline } = this.options;
+    const onAbort = () => this.stop.abort(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (deadline !== undefined) {
+      this.deadlineTimer = setTimeout(() => this.stop.abort(new Error('deadline')), Math.max(0, deadline - Date.now()));
+    }
     try {
-      this.options.signal?.throwIfAborted();
-      if (typeof source === 'function') await source(sink, this.options.signal);
-      else {
+      signal?.throwIfAborted();
+      if (typeof source === 'function') {
+        if ((await source(sink, this.stop.signal)) === false) this.refuse('.', 'the output directory is not in the container any more (the container removed it): nothing to copy back');
+      } else {
         for await (const chunk of source as AsyncIterable<Buffer>) {
           const wait = sink([chunk]);
           if (wait) await wait;
@@ -128,10 +163,16 @@ class OutputExtractor implements TarEntryHandler {
     } catch (error) {
       this.abandonFile();
       if (typeof source !== 'function') source.destroy();
-      if (this.options.signal?.aborted) {
+      if (signal?.aborted) {
         this.result.complete = false;
         this.result.cancelled = true;
         this.result.error = 'cancelled';
+        return this.result;
+      }
+      if (this.stop.signal.aborted) {
+        this.result.complete = false;
+        this.result.timedOut = true;
+        this.result.error = `copying was stopped at the job's deadline (${this.result.fileCount} file(s) copied whole)`;
         return this.result;
       }
       if (error instanceof TarFormatError) {
@@ -148,6 +189,9 @@ class OutputExtractor implements TarEntryHandler {
       this.result.complete = false;
       this.result.error = `${code}: ${(error as Error).message}`;
       return this.result;
+    } finally {
+      clearTimeout(this.deadlineTimer);
+      signal?.removeEventListener('abort', onAbort);
     }
     if (this.reportedBytes !== this.doneBytes || this.doneBytes === 0) this.report();
     return this.result;
@@ -155,7 +199,7 @@ class OutputExtractor implements TarEntryHandler {
 
   /** Takes the archive's next bytes (the current file's written at once); a promise when the event loop is due a turn before more. */
   private push(parts: Buffer[]): Promise<void> | undefined {
-    this.options.signal?.throwIfAborted();
+    this.stop.signal.throwIfAborted();
     for (const part of parts) this.reader.push(part);
     this.flushViews();
     if (performance.now() < this.sliceEnd) return undefined;
@@ -168,38 +212,58 @@ class OutputExtractor implements TarEntryHandler {
   }
 
   entry(header: TarEntryHeader): ((data: Buffer) => void) | undefined {
-    const relative = stripFirstComponent(header.name);
-    if (relative === '') return undefined;
-    const problem = unsafeName(relative) ?? reservedName(relative, this.options.reserved ?? []);
-    if (problem) return this.refuse(relative, problem);
-    const target = path.join(this.root, ...relative.split('/'));
-    switch (header.type) {
-      case 'directory':
-        if (!this.ensureDirectory(target)) this.refuse(relative, 'directory resolves outside the output directory');
-        return undefined;
-      case 'file': {
-        const size = header.size;
-        if (size > this.options.maxFileBytes) return this.refuse(relative, `file of ${size} bytes is over the ${this.options.maxFileBytes}-byte cap (--max-output-file-size)`);
-        const parent = path.dirname(target);
-        if (!this.ensureDirectory(parent)) return this.refuse(relative, 'parent directory resolves outside the output directory');
-        // In a directory this collection created, nothing can be in the way; elsewhere, look first.
-        if (!this.verifiedDirs.get(parent)) {
-          const existing = lstatOrUndefined(target);
-          if (existing && !existing.isFile()) return this.refuse(relative, 'a non-file already exists at this path in the output directory');
-        }
-        // Written under a temporary name and renamed, so an interrupted copy never leaves a half file.
-        const partial = `${target}.vbe-partial`;
-        const fd = fs.openSync(partial, 'w', 0o644 | (header.mode & 0o111));
-        this.file = { partial, target, fd, record: { path: relative, sizeBytes: size } };
-        return (data) => this.write(data);
+    const parts = entryParts(header.name);
+    if (parts === undefined) return this.refuse(header.name, 'absolute path');
+    if (parts.length === 0) return undefined;
+    const relative = parts.join('/');
+    try {
+      if (header.invalidName) throw new Refusal('the name is not valid UTF-8 (Cloud Storage object names must be; it is not renamed, so two such names can never land on one file)');
+      const problem = unsafeName(relative, parts) ?? reservedName(parts[0]!, this.options.reserved ?? []);
+      if (problem) throw new Refusal(problem);
+      switch (header.type) {
+        case 'directory':
+          this.ensureDirectory(parts, parts.length);
+          return undefined;
+        case 'file':
+          return this.openFile(header, parts, relative);
+        case 'symlink':
+          throw new Refusal(`symbolic link to "${header.linkname}" (links are not copied out)`);
+        case 'link':
+          throw new Refusal(`hard link to "${header.linkname}" (links are not copied out)`);
+        default:
+          throw new Refusal(`${header.type} (only regular files and directories are copied out)`);
       }
-      case 'symlink':
-        return this.refuse(relative, `symbolic link to "${header.linkname}" (links are not copied out)`);
-      case 'link':
-        return this.refuse(relative, `hard link to "${header.linkname}" (links are not copied out)`);
-      default:
-        return this.refuse(relative, `${header.type} (only regular files and directories are copied out)`);
+    } catch (error) {
+      return this.refuseFor(relative, error);
     }
+  }
+
+  private openFile(header: TarEntryHeader, parts: string[], relative: string): (data: Buffer) => void {
+    const size = header.size;
+    if (size > this.options.maxFileBytes) throw new Refusal(`file of ${size} bytes is over the ${this.options.maxFileBytes}-byte cap (--max-output-file-size)`);
+    const depth = parts.length - 1;
+    this.ensureDirectory(parts, depth);
+    const parent = this.dirPaths[depth]!;
+    const target = path.join(parent, parts[depth]!);
+    // In a directory this collection created, nothing can be in the way; elsewhere, look first.
+    if (!this.dirCreated[depth]) {
+      const existing = lstatOrUndefined(target);
+      if (existing && !existing.isFile()) throw new Refusal(`a ${existing.isSymbolicLink() ? 'symbolic link' : existing.isDirectory() ? 'directory' : 'non-file'} already exists at this path in the output directory`);
+    }
+    // Written under a short temporary name and renamed, so an interrupted copy never leaves a half file.
+    let partial: string;
+    let fd: number;
+    for (;;) {
+      partial = path.join(parent, `${PARTIAL_PREFIX}${this.partialCount++}`);
+      try {
+        fd = fs.openSync(partial, 'wx', 0o644 | (header.mode & 0o111));
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+    this.file = { partial, target, fd, record: { path: relative, sizeBytes: size } };
+    return (data) => this.write(data);
   }
 
   entryEnd(): void {
@@ -209,10 +273,17 @@ class OutputExtractor implements TarEntryHandler {
       this.flushViews();
       fs.closeSync(file.fd);
       file.fd = -1;
-      fs.renameSync(file.partial, file.target);
     } catch (error) {
       this.abandonFile();
       throw error;
+    }
+    try {
+      fs.renameSync(file.partial, file.target);
+    } catch (error) {
+      // The name was taken meanwhile by what the archive itself holds (a directory of that name...): this entry is refused.
+      this.abandonFile();
+      this.refuseFor(file.record.path, error);
+      return;
     }
     this.file = undefined;
     const result = this.result;
@@ -259,16 +330,61 @@ class OutputExtractor implements TarEntryHandler {
     fs.rmSync(file.partial, { force: true });
   }
 
-  private ensureDirectory(dir: string): boolean {
-    if (this.verifiedDirs.has(dir)) return true;
-    const existed = lstatOrUndefined(dir) !== undefined;
-    fs.mkdirSync(dir, { recursive: true });
-    if (!staysInside(this.root, dir)) return false;
-    this.verifiedDirs.set(dir, !existed);
-    return true;
+  /**
+   * Makes the first `depth` directories of `parts` exist inside the output dir, one level at a
+   * time, looking at each before creating anything below it: a symbolic link or a file in the
+   * way refuses the entry before anything is created through it (as node-tar does).
+   */
+  private ensureDirectory(parts: string[], depth: number): void {
+    let known = 0;
+    const names = this.dirNames;
+    while (known < names.length && known < depth && names[known] === parts[known]) known += 1;
+    names.length = known;
+    this.dirPaths.length = known + 1;
+    this.dirCreated.length = known + 1;
+    for (let i = known; i < depth; i++) {
+      const dir = path.join(this.dirPaths[i]!, parts[i]!);
+      let created = false;
+      if (this.dirCreated[i]) {
+        // In a directory this collection created, only what it wrote can be there: this directory
+        // (an archive that comes back to it) or a file (EEXIST, the entry is refused).
+        created = true;
+        try {
+          fs.mkdirSync(dir);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !lstatOrUndefined(dir)?.isDirectory()) throw error;
+        }
+      } else {
+        const existing = lstatOrUndefined(dir);
+        if (!existing) {
+          fs.mkdirSync(dir);
+          created = true;
+        } else if (existing.isSymbolicLink()) {
+          throw new Refusal(`parent directory "${parts.slice(0, i + 1).join('/')}" is a symbolic link already in the output directory (nothing is written through links)`);
+        } else if (!existing.isDirectory()) {
+          throw new Refusal(`parent directory "${parts.slice(0, i + 1).join('/')}" is a file already in the output directory`);
+        }
+      }
+      names.push(parts[i]!);
+      this.dirPaths.push(dir);
+      this.dirCreated.push(created);
+    }
+  }
+
+  /** Refuses an entry for a Refusal or an error of its own name or place on the host; other errors go on up. */
+  private refuseFor(entryPath: string, error: unknown): undefined {
+    if (error instanceof Refusal) return this.refuse(entryPath, error.reason);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !ENTRY_ERRORS.has(code)) throw error;
+    // The branch remembered may be what failed (a directory removed, a file in its place): look again next time.
+    this.dirNames.length = 0;
+    this.dirPaths.length = 1;
+    this.dirCreated.length = 1;
+    return this.refuse(entryPath, `could not be written on the host (${code}: ${hostProblem(code)})`);
   }
 
   private refuse(entryPath: string, reason: string): undefined {
+    this.result.refusedCount += 1;
     if (this.result.refused.length < REFUSED_LIMIT) this.result.refused.push({ path: entryPath, reason });
     return undefined;
   }
@@ -283,32 +399,4 @@ const LOCAL_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES'
 
 function lstatOrUndefined(target: string): fs.Stats | undefined {
   return fs.lstatSync(target, { throwIfNoEntry: false });
-}
-
-function stripFirstComponent(name: string): string {
-  const trimmed = name.replace(/^\.\//, '');
-  const slash = trimmed.indexOf('/');
-  return slash === -1 ? '' : trimmed.slice(slash + 1).replace(/\/+$/, '');
-}
-
-function unsafeName(relative: string): string | undefined {
-  if (relative.startsWith('/')) return 'absolute path';
-  if (relative.includes('\0')) return 'NUL byte in name';
-  if (relative.split('/').some((part) => part === '..')) return 'path climbs out with ".."';
-  return undefined;
-}
-
-function reservedName(relative: string, reserved: readonly string[]): string | undefined {
-  const first = relative.split('/')[0]!;
-  return reserved.includes(first) ? `"${first}" is reserved for the emulator's own record` : undefined;
-}
-
-function staysInside(root: string, dir: string): boolean {
-  let real: string;
-  try {
-    real = fs.realpathSync(dir);
-  } catch {
-    return false;
-  }
-  return real === root || real.startsWith(root + path.sep);
 }

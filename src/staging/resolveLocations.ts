@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import fs, { constants, type Stats } from 'node:fs';
 import { access, opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { usageError } from '../errors.js';
+import { usageError, VbeError } from '../errors.js';
 import { gcsContainerPath, gcsHostPath, GCS_MOUNT, isGcsUri, parseGcsUri } from '../spec/gcsUri.js';
 import type { LocationRef } from '../spec/runJobSpec.js';
 import { forEachBounded, Semaphore, SyncWhileFast } from './bounded.js';
@@ -274,6 +274,8 @@ export async function walkFiles(root: string, field: string): Promise<StagingEnt
     try {
       for await (const d of await opendir(abs, { bufferSize: 256 })) {
         const relative = dir ? `${dir}/${d.name}` : d.name;
+        // A name that is not UTF-8 comes back with U+FFFD in it and cannot be found again by that name: refused, never skipped silently.
+        if (d.name.includes('\uFFFD') && !fs.existsSync(path.join(root, relative))) throw notUtf8(field, path.join(abs, d.name));
         if (d.isDirectory()) dirs.push(relative);
         else if (d.isFile() || d.isSymbolicLink()) {
           const full = path.join(root, relative);
@@ -292,6 +294,7 @@ export async function walkFiles(root: string, field: string): Promise<StagingEnt
         }
       }
     } catch (error) {
+      if (error instanceof VbeError) throw error;
       throw usageError('INPUT_UNREADABLE', `${field}: cannot read the directory "${abs}" (${(error as NodeJS.ErrnoException).code ?? String(error)}).`, 'Check the permissions.');
     } finally {
       await stats.idle();
@@ -328,4 +331,12 @@ function globBase(pattern: string): string {
 
 function toPosix(p: string): string {
   return p.split(path.sep).join('/');
+}
+
+function notUtf8(field: string, file: string): VbeError {
+  return usageError(
+    'INPUT_NAME_NOT_UTF8',
+    `${field}: the name of "${file}" is not valid UTF-8 (shown with \uFFFD for the bytes that are not).`,
+    'Rename the file: Cloud Storage object names, and so Vertex inputs, must be UTF-8.',
+  );
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { BLOCK } from './tarHeader.js';
 
 /**
@@ -12,8 +13,10 @@ import { BLOCK } from './tarHeader.js';
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo' | 'other';
 
 export interface TarEntryHeader {
-  /** The member's full name (PAX `path` or GNU long name when there is one). */
+  /** The member's full name (PAX `path` or GNU long name when there is one); when its bytes are not UTF-8, with each byte past ASCII written `\xNN`. */
   name: string;
+  /** The name's bytes are not valid UTF-8 (`name` is then escaped: two such names never decode to one). */
+  invalidName?: true;
   type: TarEntryType;
   /** Bytes of data that follow the header. */
   size: number;
@@ -55,7 +58,7 @@ interface MetaRecord {
 }
 
 interface Overrides {
-  path?: string;
+  path?: Buffer;
   linkpath?: string;
   size?: number;
 }
@@ -152,16 +155,19 @@ export class TarReader {
       return;
     }
     const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
-    let name = this.overrides.path ?? cString(block, 0, 100);
+    let nameBytes = this.overrides.path ?? cBytes(block, 0, 100);
     if (this.overrides.path === undefined && ustar) {
-      const prefix = cString(block, 345, 155);
-      if (prefix) name = `${prefix}/${name}`;
+      const prefix = cBytes(block, 345, 155);
+      if (prefix.length > 0) nameBytes = Buffer.concat([prefix, Buffer.from('/'), nameBytes]);
     }
+    const valid = isUtf8(nameBytes);
+    const name = valid ? nameBytes.toString('utf8') : escapeBytes(nameBytes);
     const linkname = this.overrides.linkpath ?? cString(block, 157, 100);
     const mode = readNumber(block, 100, 8) ?? 0;
     const mtime = readNumber(block, 136, 12) ?? 0;
     this.overrides = {};
     const header: TarEntryHeader = { name, type: entryType(typeChar), size, mode, mtime, linkname };
+    if (!valid) header.invalidName = true;
     // Directories, links and devices carry no data whatever their size field says (PAX and GNU agree).
     const dataBytes = header.type === 'file' || header.type === 'other' ? size : 0;
     header.size = dataBytes;
@@ -184,7 +190,7 @@ export class TarReader {
     const meta = this.meta!;
     this.meta = undefined;
     const data = Buffer.concat(meta.chunks, meta.bytes);
-    if (meta.type === 'L') this.overrides.path = cString(data, 0, data.length);
+    if (meta.type === 'L') this.overrides.path = Buffer.from(cBytes(data, 0, data.length));
     else if (meta.type === 'K') this.overrides.linkpath = cString(data, 0, data.length);
     else if (meta.type === 'x') Object.assign(this.overrides, paxOverrides(data));
     // 'g' (global PAX records) holds nothing a member's name or size depends on here.
@@ -263,8 +269,20 @@ function readNumber(block: Buffer, at: number, length: number): number | undefin
 
 /** A NUL-terminated UTF-8 field. */
 function cString(buf: Buffer, at: number, length: number): string {
+  return cBytes(buf, at, length).toString('utf8');
+}
+
+/** The bytes of a NUL-terminated field (a view). */
+function cBytes(buf: Buffer, at: number, length: number): Buffer {
   const end = buf.indexOf(0, at);
-  return buf.toString('utf8', at, end === -1 || end > at + length ? at + length : end);
+  return buf.subarray(at, end === -1 || end > at + length ? at + length : end);
+}
+
+/** Bytes that are not UTF-8, readable: ASCII as it is (backslash doubled), every other byte `\xNN`. */
+function escapeBytes(bytes: Buffer): string {
+  let text = '';
+  for (const byte of bytes) text += byte === 0x5c ? '\\\\' : byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+  return text;
 }
 
 /** PAX records (`<length> <key>=<value>\n`): the path, link target and size they override. */
@@ -276,12 +294,12 @@ function paxOverrides(data: Buffer): Overrides {
     if (space === -1) break;
     const length = Number(data.toString('latin1', at, space));
     if (!Number.isSafeInteger(length) || length <= space - at || at + length > data.length) throw new TarFormatError('invalid PAX record');
-    const record = data.toString('utf8', space + 1, at + length - 1); // without the trailing newline
-    const equals = record.indexOf('=');
-    if (equals !== -1) {
-      const key = record.slice(0, equals);
-      const value = record.slice(equals + 1);
-      if (key === 'path') overrides.path = value;
+    const recordEnd = at + length - 1; // without the trailing newline
+    const equals = data.indexOf(0x3d, space + 1);
+    if (equals !== -1 && equals < recordEnd) {
+      const key = data.toString('utf8', space + 1, equals);
+      const value = data.toString('utf8', equals + 1, recordEnd);
+      if (key === 'path') overrides.path = Buffer.from(data.subarray(equals + 1, recordEnd));
       else if (key === 'linkpath') overrides.linkpath = value;
       else if (key === 'size') {
         if (!/^\d{1,16}$/.test(value)) throw new TarFormatError(`invalid PAX size "${value.slice(0, 20)}"`);

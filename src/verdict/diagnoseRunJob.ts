@@ -185,10 +185,11 @@ export function diagnoseRunJob(o: RunObservation): Diagnosis[] {
   }
 
   if (o.refusedOutputs.length > 0) {
+    const refused = Math.max(o.refusedOutputCount ?? 0, o.refusedOutputs.length);
     out.push({
       code: 'OUTPUT_REFUSED',
       severity: 'warning',
-      message: `${o.refusedOutputs.length} entr${o.refusedOutputs.length === 1 ? 'y' : 'ies'} in the output directory were not copied back (only regular files and directories inside it are).`,
+      message: `${refused} entr${refused === 1 ? 'y' : 'ies'} in the output directory were not copied back (only regular files and directories inside it are).`,
       fix: 'Write plain files into AIP_BATCH_OUTPUT_DIR: no links, devices, FIFOs or paths with "..".',
       evidence: o.refusedOutputs.slice(0, 10).map((r) => `${r.path}: ${r.reason}`),
     });

@@ -36,6 +36,8 @@ export interface RunObservation extends ImageObservation {
   /** Buckets staged whole at /gcs/<bucket>. */
   stagedBuckets?: string[];
   refusedOutputs: Array<{ path: string; reason: string }>;
+  /** How many entries were refused in all (the list is cut short). */
+  refusedOutputCount?: number;
   /** Paths the container added to its own filesystem (outside every volume). */
   addedPaths: string[];
   logSignals: LogSignal[];

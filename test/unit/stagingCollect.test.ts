@@ -91,9 +91,10 @@ describe('collectOutputs: writing files back', () => {
     ]);
   });
 
-  it('a file that cannot be written fails the collection without hanging, and leaves no temporary file', async () => {
+  it('a file that cannot be written where it goes is refused, without hanging; the others are copied and no temporary file is left', async () => {
     const out = path.join(dir, 'out');
-    // A directory where the temporary file of big.bin would go: its open fails (EISDIR).
+    // A directory where big.bin would go (the temporary name of old, too): the entry is refused, not the collection.
+    await mkdir(path.join(out, 'big.bin'), { recursive: true });
     await mkdir(path.join(out, 'big.bin.vbe-partial'), { recursive: true });
     const archive = await tarOf([
       { name: 'output/', type: 'directory' },
@@ -102,9 +103,10 @@ describe('collectOutputs: writing files back', () => {
       { name: 'output/z.txt', type: 'file', body: Buffer.from('z') },
     ]);
     const events: TransferProgress[] = [];
-    await expect(collectOutputs(archive, out, { maxFileBytes: 1024 ** 3 }, (e) => events.push(e))).rejects.toMatchObject({ code: 'EISDIR' });
-    expect(await readFile(path.join(out, 'a.txt'), 'utf8')).toBe('a');
-    expect((await readdir(out)).sort()).toEqual(['a.txt', 'big.bin.vbe-partial']);
+    const result = await collectOutputs(archive, out, { maxFileBytes: 1024 ** 3 }, (e) => events.push(e));
+    expect(result).toMatchObject({ complete: true, fileCount: 2, refusedCount: 1, refused: [{ path: 'big.bin', reason: expect.stringContaining('a directory already exists at this path') }] });
+    expect(await readFile(path.join(out, 'z.txt'), 'utf8')).toBe('z');
+    expect((await readdir(out)).sort()).toEqual(['a.txt', 'big.bin', 'big.bin.vbe-partial', 'z.txt']);
     expect(events.at(-1)).toEqual({ kind: 'done', of: 'collect' });
   });
 

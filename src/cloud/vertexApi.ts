@@ -30,13 +30,18 @@ const INVALID_ARGUMENT = 3;
 const FAILED_PRECONDITION = 9;
 const ALREADY_EXISTS = 6;
 
+const HTTP_TO_RPC: Record<number, number> = { 400: INVALID_ARGUMENT, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 404: NOT_FOUND, 409: ALREADY_EXISTS };
+
 const LOGIN_FIX = 'Run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file), then try again.';
 
 /** An API failure as a VbeError: the caller's problem (credentials, rights, a wrong name) exits 2; the service's exits 3. */
 export function vertexApiError(error: unknown, what: string, endpoint: string): VbeError {
   if (error instanceof VbeError) return error;
   const message = (error as Error)?.message ?? String(error);
-  const code = (error as { code?: unknown })?.code;
+  const e = error as { code?: unknown; status?: unknown; response?: { status?: unknown } };
+  // The REST transport throws either a GoogleError (gRPC code) or the HTTP client's error (HTTP status).
+  const httpStatus = Number(e?.status ?? e?.response?.status ?? NaN);
+  const code = Number.isInteger(httpStatus) && httpStatus >= 100 ? HTTP_TO_RPC[httpStatus] : typeof e?.code === 'number' ? e.code : undefined;
   if (/default credentials|could not load the default|does not exist.*credentials|GOOGLE_APPLICATION_CREDENTIALS|The file at .* does not exist|invalid_grant|reauth/i.test(message)) {
     return usageError('VERTEX_CREDENTIALS_MISSING', `${what}: no usable Google Cloud credentials (${firstLine(message)}).`, LOGIN_FIX);
   }
@@ -52,12 +57,19 @@ export function vertexApiError(error: unknown, what: string, endpoint: string): 
   return emulatorError('VERTEX_UNAVAILABLE', `${what}: the Vertex AI API at ${endpoint} did not answer usefully (${firstLine(message)}).`, 'Try again later; check https://status.cloud.google.com and your network or proxy.', error);
 }
 
+/** The API's own message when the text is its JSON error body. */
 function firstLine(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: number; message?: string; status?: string } };
+    if (parsed.error?.message) return `HTTP ${parsed.error.code ?? '?'} ${parsed.error.status ?? ''}: ${parsed.error.message}`.slice(0, 300);
+  } catch {
+    // not JSON
+  }
   return text.split('\n')[0]!.slice(0, 300);
 }
 
 interface Converters {
-  toJson(message: unknown): Record<string, unknown>;
+  toJson(typeName: string, message: unknown): Record<string, unknown>;
   fromJson(typeName: string, json: Record<string, unknown>): unknown;
 }
 
@@ -79,7 +91,13 @@ export async function openVertexApi(region: string, endpointOverride?: string): 
     protocol: url.protocol.replace(':', ''),
   };
   const jobs = new aiplatform.v1.JobServiceClient(options);
-  const models = new aiplatform.v1.ModelServiceClient(options);
+  // Credentials first, once: a missing login is one clear error before any call is made.
+  try {
+    await jobs.auth.getClient();
+  } catch (error) {
+    throw vertexApiError(error, 'loading Application Default Credentials', endpoint);
+  }
+  const models = new aiplatform.v1.ModelServiceClient({ ...options, auth: jobs.auth });
   const convert = converters(require);
   const call = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -91,31 +109,78 @@ export async function openVertexApi(region: string, endpointOverride?: string): 
   const V1 = 'google.cloud.aiplatform.v1';
   return {
     endpoint,
-    getBatchPredictionJob: (name) => call(`getting ${name}`, async () => convert.toJson((await jobs.getBatchPredictionJob({ name }))[0])),
-    getCustomJob: (name) => call(`getting ${name}`, async () => convert.toJson((await jobs.getCustomJob({ name }))[0])),
-    getModel: (name) => call(`getting the model ${name}`, async () => convert.toJson((await models.getModel({ name }))[0])),
+    getBatchPredictionJob: (name) => call(`getting ${name}`, async () => convert.toJson(`${V1}.BatchPredictionJob`, (await jobs.getBatchPredictionJob({ name }))[0])),
+    getCustomJob: (name) => call(`getting ${name}`, async () => convert.toJson(`${V1}.CustomJob`, (await jobs.getCustomJob({ name }))[0])),
+    getModel: (name) => call(`getting the model ${name}`, async () => convert.toJson(`${V1}.Model`, (await models.getModel({ name }))[0])),
     createBatchPredictionJob: (parent, job) =>
       call(`creating a BatchPredictionJob in ${parent}`, async () => {
         const batchPredictionJob = convert.fromJson(`${V1}.BatchPredictionJob`, job) as never;
-        return convert.toJson((await jobs.createBatchPredictionJob({ parent, batchPredictionJob }))[0]);
+        return convert.toJson(`${V1}.BatchPredictionJob`, (await jobs.createBatchPredictionJob({ parent, batchPredictionJob }))[0]);
       }),
     createCustomJob: (parent, job) =>
       call(`creating a CustomJob in ${parent}`, async () => {
         const customJob = convert.fromJson(`${V1}.CustomJob`, job) as never;
-        return convert.toJson((await jobs.createCustomJob({ parent, customJob }))[0]);
+        return convert.toJson(`${V1}.CustomJob`, (await jobs.createCustomJob({ parent, customJob }))[0]);
       }),
   };
 }
 
-/** REST JSON <-> the client's protobuf messages (google.protobuf.Value, Duration, Timestamp, int64). */
+/**
+ * REST JSON <-> the client's request and response objects. Requests: REST JSON (Value, Duration,
+ * int64 strings) to the plain proto-object form the client's fromObject takes. Responses: the REST
+ * transport hands back plain objects with every default filled in; they are typed again, written as
+ * REST JSON, and the defaults dropped again (the API omits them), so a fetched resource reads as
+ * `gcloud ... describe --format=json` shows it.
+ */
 function converters(require: NodeJS.Require): Converters {
   const serializer = require('proto3-json-serializer') as typeof import('proto3-json-serializer');
   const protobuf = require('protobufjs') as typeof import('protobufjs');
   const root = protobuf.Root.fromJSON(require('@google-cloud/aiplatform/build/protos/protos.json') as protobuf.INamespace);
   return {
-    toJson: (message) => serializer.toProto3JSON(message as never) as Record<string, unknown>,
-    fromJson: (typeName, json) => serializer.fromProto3JSON(root.lookupType(typeName), json as never),
+    toJson: (typeName, message) => {
+      const type = root.lookupType(typeName);
+      return withoutDefaults(type, serializer.toProto3JSON(type.fromObject(message as Record<string, unknown>) as never)) as Record<string, unknown>;
+    },
+    fromJson: (typeName, json) => {
+      const type = root.lookupType(typeName);
+      return type.toObject(serializer.fromProto3JSON(type, json as never)!, { longs: String, enums: String, defaults: false, oneofs: false });
+    },
   };
+}
+
+const KEPT_AS_IS = new Set(['.google.protobuf.Value', '.google.protobuf.Struct', '.google.protobuf.ListValue', '.google.protobuf.Timestamp', '.google.protobuf.Duration', '.google.protobuf.Any']);
+
+/** Drops proto3 default values (the REST API omits them): "", 0, false, enum value 0, empty lists and maps. */
+function withoutDefaults(type: import('protobufjs').Type, json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    const field = type.fields[key] ?? Object.values(type.fields).find((f) => f.name === key || (f as { jsonName?: string }).jsonName === key);
+    if (value === null || value === undefined) continue;
+    if (!field) {
+      out[key] = value;
+      continue;
+    }
+    const resolved = field.resolvedType;
+    const isMessage = resolved !== null && 'fields' in resolved;
+    const keep = (v: unknown) => (isMessage && !KEPT_AS_IS.has(resolved.fullName) ? withoutDefaults(resolved as import('protobufjs').Type, v) : v);
+    if (Array.isArray(value)) {
+      if (value.length) out[key] = value.map(keep);
+      continue;
+    }
+    if (field.map) {
+      if (Object.keys(value as object).length) out[key] = value;
+      continue;
+    }
+    if (isMessage) {
+      out[key] = keep(value);
+      continue;
+    }
+    const enumZero = resolved && 'values' in resolved ? Object.keys(resolved.values).find((k) => resolved.values[k] === 0) : undefined;
+    if (value === '' || value === false || value === 0 || (value === '0' && /int64|fixed64/.test(field.type)) || (enumZero !== undefined && value === enumZero)) continue;
+    out[key] = value;
+  }
+  return out;
 }
 
 /** `projects/P/locations/L` of a resource name. */

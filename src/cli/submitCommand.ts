@@ -21,7 +21,7 @@ interface SubmitFlags {
 }
 
 function settingsOf(flags: SubmitFlags, context: CliContext): SubmitSettings {
-  const s: SubmitSettings = { signal: context.signal, progress: (m) => context.stderr(`› ${m}`) };
+  const s: SubmitSettings = { signal: context.signal, progress: (m) => context.stderr(`› ${m}`), warn: (m) => context.stderr(`! ${m}`) };
   if (flags.project) s.project = flags.project;
   if (flags.region) s.region = flags.region;
   if (flags.apiEndpoint) s.apiEndpoint = flags.apiEndpoint;
@@ -62,7 +62,6 @@ function submitVariant(kind: SubmitKind, local: Command, toOptions: (flags: neve
     .option('--compare <job.json>', "with --wait: a local run's job.json, shown beside the cloud outcome")
     .action(async (flags: SubmitFlags) => {
       const result = await submitJob(kind, toOptions(flags as never), settingsOf(flags, context));
-      for (const w of result.warnings) context.stderr(`! ${w}`);
       if (result.outcome === 'dry-run') {
         context.stdout(JSON.stringify(result.requestBody, null, 2));
         return;

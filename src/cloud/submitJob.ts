@@ -31,6 +31,8 @@ export interface SubmitSettings {
   cwd?: string;
   signal?: AbortSignal;
   progress?: (message: string) => void;
+  /** Told each warning as soon as it is known (before anything is sent). */
+  warn?: (message: string) => void;
 }
 
 export interface SubmitResult {
@@ -68,9 +70,11 @@ export async function submitJob(kind: SubmitKind, options: RunJobOptions | Batch
     'base' in spec ? batchPredictionJobBody(spec, where, { maskSecrets }) : customJobBody(spec, where, { maskSecrets, batchEnv: settings.batchEnv === true });
   if (settings.dryRun) {
     const { body, warnings } = build(true);
+    for (const w of warnings) settings.warn?.(w);
     return { outcome: 'dry-run', requestBody: body, parent, warnings };
   }
   const { body, warnings } = build(false);
+  for (const w of warnings) settings.warn?.(w);
   const { openVertexApi } = await import('./vertexApi.js');
   const api = await openVertexApi(region, settings.apiEndpoint);
   progress(`creating the ${kind === 'customJob' ? 'CustomJob' : 'BatchPredictionJob'} in ${parent} (${api.endpoint})`);
@@ -152,7 +156,14 @@ async function downloadPrefix(uri: string, directory: string, progress: (m: stri
   const mirror = path.join(directory, '.vbe-download');
   progress(`downloading ${uri} to ${target}`);
   try {
-    const got = await downloadGcsInput(await openCloudStorage(), uri, 'output', mirror);
+    let got: { objects: number; bytes: number };
+    try {
+      got = await downloadGcsInput(await openCloudStorage(), uri, 'output', mirror);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'INPUT_NOT_FOUND') throw error;
+      progress(`${uri} holds no files: nothing to download`);
+      return { directory: target, objects: 0, bytes: 0 };
+    }
     await rm(target, { recursive: true, force: true });
     await rename(path.join(mirror, bucket, ...objectPath.replace(/\/+$/, '').split('/')), target);
     return { directory: target, objects: got.objects, bytes: got.bytes };

@@ -79,7 +79,7 @@ export async function replayJob(options: ReplayOptions, hooks: RunJobHooks = {})
     throw usageError('FAILED_ONLY_NOT_BATCH', '--failed-only: a CustomJob has no instances; it applies to a BatchPredictionJob.', 'Drop --failed-only to replay the whole CustomJob.');
   }
 
-  const model = kind === 'batchPredictionJob' ? await modelFor(resource, options, cwd, progress) : undefined;
+  const model = kind === 'batchPredictionJob' ? await modelFor(resource, options, cwd, progress, fetched) : undefined;
   const jobId = jobIdOf(resource) ?? 'job';
   const output = path.resolve(cwd, options.output ?? `replay-${jobId}`);
   const replayDir = path.join(output, REPLAY_DIR);
@@ -169,8 +169,11 @@ async function loadResource(job: string, cwd: string, apiEndpoint: string | unde
   return { resource: text as VertexResource, fetched: false };
 }
 
-/** The container of a BatchPredictionJob that names a Model: from --model, or fetched; none needed with an inline one. */
-async function modelFor(resource: VertexResource, options: ReplayOptions, cwd: string, progress: (m: string) => void): Promise<ModelContainer | undefined> {
+/**
+ * The container of a BatchPredictionJob that names a Model: from --model, or fetched (always when the
+ * job itself was fetched; for a job file only without --image); none needed with an inline one.
+ */
+async function modelFor(resource: VertexResource, options: ReplayOptions, cwd: string, progress: (m: string) => void, jobFetched: boolean): Promise<ModelContainer | undefined> {
   if (resource.unmanagedContainerModel !== undefined) return undefined;
   if (options.model) {
     const file = path.resolve(cwd, options.model);
@@ -181,7 +184,7 @@ async function modelFor(resource: VertexResource, options: ReplayOptions, cwd: s
   }
   const modelName = typeof resource.model === 'string' ? resource.model : undefined;
   if (!modelName) return undefined;
-  if (options.image) {
+  if (options.image && !jobFetched) {
     progress(`the job names the model ${modelName}; without --model its containerSpec (routes, port, env) is unknown: using --image with Vertex's defaults`);
     return undefined;
   }

@@ -85,7 +85,8 @@ export async function replayJob(options: ReplayOptions, hooks: RunJobHooks = {})
   const replayDir = path.join(output, REPLAY_DIR);
   await mkdir(replayDir, { recursive: true });
   const specFile = path.join(replayDir, `${kind}.json`);
-  await writeJsonAtomic(specFile, toLocalSpec(resource, model));
+  const localSpec = toLocalSpec(resource, model);
+  await writeJsonAtomic(specFile, localSpec);
 
   const cloudDir = gcsOutputDirectory(resource);
   let gcsRoot = path.resolve(cwd, options.gcsRoot ?? 'gcs');
@@ -94,7 +95,7 @@ export async function replayJob(options: ReplayOptions, hooks: RunJobHooks = {})
     if (options.gcs === 'real') {
       mirror = await mkdtemp(path.join(os.tmpdir(), 'vbe-replay-gcs-'));
       gcsRoot = mirror;
-      await downloadForReplay(resource, kind, options, cloudDir, mirror, progress);
+      await downloadForReplay(localSpec, kind, options, cloudDir, mirror, progress);
     }
     const replay: ReplayRecord = { source, kind, specFile, ...compareOutcomes(cloudOutcome(resource), { state: 'JOB_STATE_UNSPECIFIED', errorGroups: [] }) };
     if (typeof resource.name === 'string') replay.cloudJobName = resource.name;
@@ -226,7 +227,7 @@ async function readErrorGroups(cloudDir: string, gcsRoot: string): Promise<Error
   return [...groups].map(([message, count]) => ({ message, count })).sort((a, b) => b.count - a.count);
 }
 
-/** `--gcs real`: the inputs (and the cloud job's output directory, for its results and error files) into a mirror. */
+/** `--gcs real`: the inputs and model (of the local spec) and the cloud job's output directory (results, error files) into a mirror. */
 async function downloadForReplay(resource: VertexResource, kind: JobKind, options: ReplayOptions, cloudDir: string | undefined, mirror: string, progress: (m: string) => void): Promise<void> {
   const { downloadGcsInput, openCloudStorage } = await import('../staging/cloudStorage.js');
   const storage = await openCloudStorage();

@@ -71,6 +71,25 @@ describe('vbe replay <name> and vbe submit, against a Vertex AI API stand-in', (
     expect(r.code).toBe(0);
   });
 
+  it('replay --gcs real: inputs, model and the cloud results downloaded from Cloud Storage, outputs kept local', async () => {
+    const lines = (ids: number[]) => ids.map((id) => JSON.stringify({ id, amount: id, ...(id === 5 ? { fail: true } : {}) })).join('\n') + '\n';
+    gcs.put('vbe-replay-data', 'scoring/2026-11-28/instances-0.jsonl', lines([0, 1, 2, 3, 4, 5]));
+    gcs.put('vbe-replay-data', 'scoring/2026-11-28/instances-1.jsonl', lines([6, 7, 8, 9, 10, 11]));
+    gcs.put('vbe-replay-data', 'models/scorer/3/model.bin', 'weights');
+    gcs.put('vbe-replay-data', `${CLOUD_DIR.replace('vbe-replay-data/', '')}/prediction.results-00000-of-00001`, [0, 1, 2, 3, 8, 9, 10, 11].map((key) => JSON.stringify({ key, prediction: 1 })).join('\n') + '\n');
+    gcs.put('vbe-replay-data', `${CLOUD_DIR.replace('vbe-replay-data/', '')}/prediction.errors_stats-00000-of-00001`, "('Post request fails. Cannot get predictions. Error: Non-OK result 500', 4)\n");
+    const before = gcs.names('vbe-replay-data');
+    const out = path.join(work, 'gcs-real');
+    const r = await runVbe(['replay', path.join(RESOURCES, 'batch-prediction-job-failed.json'), '--model', path.join(RESOURCES, 'model.json'), '--image', IMAGE, '--pull', 'never', '--gcs', 'real', '--failed-only', '--output', out, '--json', '--no-progress'], env);
+    const job = JSON.parse(r.stdout);
+    expect(job.emulator.replay).toMatchObject({ verdict: 'reproduced', failedOnly: { inputInstances: 12, withResults: 8, failed: 4 }, cloud: { errorGroups: [{ count: 4 }] } });
+    expect(job.completionStats).toEqual({ successfulCount: '0', failedCount: '4', incompleteCount: '0' });
+    expect(job.outputInfo.outputDirectory.startsWith(out)).toBe(true);
+    expect(gcs.names('vbe-replay-data')).toEqual(before); // nothing uploaded, never into the cloud job's directory
+    expect(vertex.requests).toEqual([]); // a job file and a model file: no API call
+    expect(r.code).toBe(0);
+  });
+
   it('submit batch-predict --wait: the body --dry-run printed is what the API gets; polls to the end, downloads the outputs, compares with a local job.json', async () => {
     gcs.put('vbe-sub', 'in/a.jsonl', '{"x": 1}\n{"x": 2}\n');
     const flags = ['submit', 'batch-predict', '--image', 'us-docker.pkg.dev/p/r/scorer:2', '--input', 'gs://vbe-sub/in/*.jsonl', '--instances-format', 'jsonl', '--output', 'gs://vbe-sub/out', '--project', 'my-project', '--region', 'us-central1', '--batch-size', '16', '--model-parameters', '{"threshold":0.5}', '--key-field', 'id', '--env', 'MODE=fast'];

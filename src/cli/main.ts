@@ -13,6 +13,8 @@ import type { CliContext } from './cliContext.js';
 const COMMANDS: Record<string, () => Promise<(context: CliContext) => Command>> = {
   run: async () => (await import('./runCommand.js')).runCommand,
   'batch-predict': async () => (await import('./batchPredictCommand.js')).batchPredictCommand,
+  replay: async () => (await import('./replayCommand.js')).replayCommand,
+  submit: async () => (await import('./submitCommand.js')).submitCommand,
   doctor: async () => (await import('./doctorCommand.js')).doctorCommand,
   report: async () => (await import('./reportCommand.js')).reportCommand,
   prune: async () => (await import('./pruneCommand.js')).pruneCommand,

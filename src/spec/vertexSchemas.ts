@@ -47,6 +47,7 @@ export const containerSpecSchema = z.strictObject({
   healthRoute: z.string().optional(),
   sharedMemorySizeMb: int64.pipe(z.number().int().min(1, 'must be at least 1 (megabytes)')).optional(),
   grpcPorts: ignored,
+  invokeRoutePrefix: ignored,
   /** Accepted (a Duration such as "1800s"); a batch job's start-up limit is --startup-timeout. */
   deploymentTimeout: z.union([z.string().regex(/^\d+(\.\d+)?s$/, 'must be a Duration such as "1800s"'), z.number().positive()]).optional(),
   startupProbe: probeSchema.optional(),
@@ -66,6 +67,29 @@ const gcsSourceSchema = z.strictObject({ uris: z.array(z.string().min(1)).min(1)
 const gcsDestinationSchema = z.strictObject({ outputUriPrefix: z.string().min(1) });
 const durationSchema = z.union([z.string().min(1), z.number().positive()]);
 
+/**
+ * Output-only fields of BatchPredictionJob and CustomJob (aiplatform v1 and v1beta1 protos): a job
+ * resource exactly as the API or `gcloud ai ... describe --format=json` returns it is a valid spec.
+ */
+const OUTPUT_ONLY_FIELDS = {
+  state: ignored,
+  error: ignored,
+  createTime: ignored,
+  startTime: ignored,
+  endTime: ignored,
+  updateTime: ignored,
+  outputInfo: ignored,
+  partialFailures: ignored,
+  resourcesConsumed: ignored,
+  completionStats: ignored,
+  modelMonitoringConfig: ignored,
+  modelMonitoringStatsAnomalies: ignored,
+  modelMonitoringStatus: ignored,
+  webAccessUris: ignored,
+  satisfiesPzs: ignored,
+  satisfiesPzi: ignored,
+};
+
 export const runJobSpecFileSchema = z.strictObject({
   name: ignored,
   displayName: z.string().min(1).max(128).optional(),
@@ -76,13 +100,14 @@ export const runJobSpecFileSchema = z.strictObject({
   model: ignored,
   modelVersionId: ignored,
   inputConfig: z
-    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored })
+    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored, vertexMultimodalDatasetSource: ignored })
     .optional(),
   outputConfig: z
     .strictObject({
       predictionsFormat: z.string().optional(),
       gcsDestination: gcsDestinationSchema.optional(),
       bigqueryDestination: ignored,
+      vertexMultimodalDatasetDestination: ignored,
     })
     .optional(),
   dedicatedResources: z
@@ -109,6 +134,7 @@ export const runJobSpecFileSchema = z.strictObject({
               })
               .optional(),
             nfsMounts: ignored,
+            lustreMounts: ignored,
             pythonPackageSpec: ignored,
           }),
         )
@@ -121,6 +147,12 @@ export const runJobSpecFileSchema = z.strictObject({
       tensorboard: ignored,
       experiment: ignored,
       reservedIpRanges: ignored,
+      persistentResourceId: ignored,
+      pscInterfaceConfig: ignored,
+      protectedArtifactLocationId: ignored,
+      enableDashboardAccess: ignored,
+      experimentRun: ignored,
+      models: ignored,
     })
     .optional(),
   scheduling: z.strictObject({ timeout: durationSchema.optional() }).optional(),
@@ -133,8 +165,7 @@ export const runJobSpecFileSchema = z.strictObject({
   labels: ignored,
   encryptionSpec: ignored,
   disableContainerLogging: ignored,
-  createTime: ignored,
-  state: ignored,
+  ...OUTPUT_ONLY_FIELDS,
 });
 
 export type RunJobSpecFile = z.infer<typeof runJobSpecFileSchema>;
@@ -179,7 +210,7 @@ export type InstanceConfig = z.infer<typeof instanceConfigSchema>;
 /** A BatchPredictionJob REST body (the same file a user sends to the Vertex API). */
 export const batchPredictionJobSchema = runJobSpecFileSchema.extend({
   inputConfig: z
-    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored })
+    .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored, vertexMultimodalDatasetSource: ignored })
     .optional(),
   instanceConfig: instanceConfigSchema.optional(),
   modelParameters: z.unknown().optional(),

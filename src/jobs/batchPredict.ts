@@ -29,10 +29,10 @@ import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVe
 import { waitUntilReady } from './serverReadiness.js';
 import { PredictionClient, type PredictOutcome } from './predictionClient.js';
 import { idleReplicaWarning, partitionInputs, type Partition } from './partitionInputs.js';
-import type { RunJobHooks } from './runJob.js';
+import type { RunJobHooks } from './jobHooks.js';
+import { RECORD_DIR_NAME } from '../report/recordDir.js';
 import type { TransferListener } from './transferProgress.js';
 
-export const RECORD_DIR_NAME = '.vbe';
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_PARTIAL_FAILURES = 20;
 

@@ -4,7 +4,7 @@ import type { ImageDetails } from '../runtime/containerEngine.js';
 import type { EnvVar } from '../spec/expandVertexReferences.js';
 import { newJobId } from './jobId.js';
 import { ignoreTransfer, type TransferListener } from './transferProgress.js';
-import type { RunJobHooks } from './runJob.js';
+import type { RunJobHooks } from './jobHooks.js';
 
 /** What every job lifecycle starts with: its id, clock, logger, progress and named, timed phases. */
 export interface JobContext {

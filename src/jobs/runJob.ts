@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import {
   ContainerEngine,
   type ExitedContainer,
@@ -8,6 +7,11 @@ import {
   type StartedContainer,
 } from '../runtime/containerEngine.js';
 import { ensureImage } from './ensureImage.js';
+import type { RunJobHooks } from './jobHooks.js';
+import { RECORD_DIR_NAME } from '../report/recordDir.js';
+
+export type { RunJobHooks };
+export { RECORD_DIR_NAME };
 import { type RunAttempt, type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT, parseGcsUri } from '../spec/gcsUri.js';
@@ -26,35 +30,18 @@ import { existingMissingPaths, gcsRecord } from './gcsBucketsRecord.js';
 import { vertexRunEnvironment } from './runJobEnvironment.js';
 import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
 import { JobResources } from './jobResources.js';
-import { LogCapture, type LogChannel, maskSecrets } from './logCapture.js';
+import { LogCapture, maskSecrets } from './logCapture.js';
 import { checkAccelerators } from './checkAccelerators.js';
 import { limitsRecord, machineLimits } from './machineLimits.js';
 import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
-import type { TransferListener } from './transferProgress.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 import { ChartRecorder } from './chartRecorder.js';
 
-/** The emulator's record directory inside the output directory. */
-export const RECORD_DIR_NAME = '.vbe';
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_ADDED_PATHS = 10_000;
 /** Time the copy of the outputs has at least, even when the job ran up to its --timeout. */
 const COLLECT_GRACE_MS = 60_000;
 
-export interface RunJobHooks {
-  /** Injected logger; the library is silent without one. */
-  logger?: Logger;
-  /** Aborting cancels the job: the container is stopped, everything removed, state CANCELLED. */
-  signal?: AbortSignal;
-  /** Each line the container prints, as it prints it. */
-  onContainerLine?: (channel: LogChannel, line: string) => void;
-  /** Human-readable progress ("pulling image ..."). */
-  onProgress?: (message: string) => void;
-  /** Structured progress (pull layers, staged/collected bytes, instances) for a progress display. */
-  onTransfer?: TransferListener;
-  /** Use this engine instead of connecting to the default one. */
-  engine?: ContainerEngine;
-}
 
 /**
  * Runs a batch job under the file contract (run to completion) and judges it as Vertex would.

@@ -7,7 +7,7 @@ import { isGcsUri } from '../spec/gcsUri.js';
 import type { LocationRef } from '../spec/runJobSpec.js';
 import { cloudStorageEndpoint, downloadGcsInput, openCloudStorage, type TransferTally, uploadDirectory, uploadFiles } from '../staging/cloudStorage.js';
 import { RpcCode } from '../verdict/jobState.js';
-import { RECORD_DIR_NAME } from './runJob.js';
+import { RECORD_DIR_NAME } from '../report/recordDir.js';
 
 /** Where Cloud Storage lives for a job: a local directory standing in for it, or the real service. */
 export type GcsMode = 'local' | 'real';

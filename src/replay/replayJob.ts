@@ -119,6 +119,8 @@ export async function replayJob(options: ReplayOptions, hooks: RunJobHooks = {})
           output,
           gcsRoot,
           ...(inputs ? { inputs, instancesFormat: 'jsonl' } : {}),
+          // The prediction directory is named for the Model's display name, as the cloud names it.
+          ...(model?.displayName?.trim() ? { modelDisplayName: model.displayName } : {}),
           ...(options.image ? { image: options.image } : {}),
           ...(options.pull ? { pull: options.pull } : {}),
           ...(options.maxFailedRatio !== undefined ? { maxFailedRatio: options.maxFailedRatio } : {}),

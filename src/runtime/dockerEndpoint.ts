@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EngineOptions } from './engineApi.js';
+import type { EngineOptions } from './engineOptions.js';
 import { dockerConfigDir } from './registryAuth.js';
 
 /** One way to reach an engine, with where it came from (for "what was tried" messages). */

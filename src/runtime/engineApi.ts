@@ -3,6 +3,9 @@ import type https from 'node:https';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { type BodySink, ResponseParser } from '../http/responseParser.js';
+import type { EngineOptions } from './engineOptions.js';
+
+export type { EngineOptions };
 
 /**
  * A small client for the Docker Engine API: the calls ContainerEngine makes and nothing else,
@@ -13,18 +16,6 @@ import { type BodySink, ResponseParser } from '../http/responseParser.js';
  * endpoint takes as query parameters, so a large Env cannot make the URL too long (HTTP 431).
  */
 
-/** How to reach an engine: a socket path, or a host and port over http, https or ssh. */
-export interface EngineOptions {
-  socketPath?: string;
-  host?: string;
-  port?: number | string;
-  protocol?: 'http' | 'https' | 'ssh';
-  /** ssh user name. */
-  username?: string;
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-}
 
 /** An HTTP error from the engine: `statusCode` and the engine's `{message}` when it gave one. */
 export class EngineApiError extends Error {

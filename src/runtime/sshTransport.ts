@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client } from 'ssh2';
-import type { EngineOptions } from './engineApi.js';
+import type { EngineOptions } from './engineOptions.js';
 
 /**
  * Reaching an engine over ssh, as the docker CLI does for `ssh://user@host`: every HTTP

@@ -118,6 +118,8 @@ describe('vbe replay: a Vertex job resource reproduced locally, offline from fil
     const r = await runVbe(['replay', BATCH_JOB, '--model', MODEL, '--image', IMAGE, '--pull', 'never', '--gcs-root', gcsRoot, '--json', '--no-progress'], {}, cwd);
     const job = JSON.parse(r.stdout);
     expect(job.outputInfo.outputDirectory.startsWith(path.join(cwd, 'replay-4417330826157752320'))).toBe(true);
+    // Named for the Model's display name ("scorer"), as the cloud job's own directory is, not the job's.
+    expect(path.basename(job.outputInfo.outputDirectory)).toMatch(/^prediction-scorer-\d{4}_\d\d_\d\dT/);
     expect(job.completionStats).toEqual({ successfulCount: '8', failedCount: '4', incompleteCount: '0' });
     expect(job.emulator.replay.verdict).toBe('reproduced');
     expect(job.emulator.replay.differences).toContain('state: cloud JOB_STATE_FAILED, local JOB_STATE_SUCCEEDED');

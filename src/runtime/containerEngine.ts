@@ -1,30 +1,32 @@
 import os from 'node:os';
-import { PassThrough, type Readable } from 'node:stream';
 import { emulatorError, VbeError } from '../errors.js';
-import { demultiplex, EngineApi, readJsonLines, segment } from './engineApi.js';
+import { EngineApi } from './engineApi.js';
 import { endpointCandidates, isLocalEndpoint, publishedPortHost } from './dockerEndpoint.js';
 import type { RegistryAuth } from './registryAuth.js';
-import type { BodySink } from '../http/responseParser.js';
-import { JsonArrayReader } from './jsonArrayReader.js';
+import { call, engineError } from './engineErrors.js';
+import { CreatedContainer, removeContainer } from './containers.js';
+import { type ImageDetails, imageHistory, inspectImage, pullImage } from './images.js';
+import { createVolume, type LabelledResources, listLabelled, removeNetwork, removeVolume } from './volumes.js';
+
+export { LABELS, resourceLabels } from './labels.js';
+export { engineError } from './engineErrors.js';
+export { type ImageDetails, PullFailure, type PullFailureKind } from './images.js';
+export type { LabelledResources } from './volumes.js';
+export {
+  type ContainerLogStreams,
+  type ContainerStatsSample,
+  CreatedContainer,
+  ExitedContainer,
+  type FileChange,
+  StartedContainer,
+} from './containers.js';
 
 /**
  * The one narrow port in front of the Docker engine: nothing else talks to it (engineApi.ts is
- * its HTTP client).
- * Containers follow a typestate lifecycle: CreatedContainer -> StartedContainer -> ExitedContainer,
- * each with only the operations that make sense in that state.
+ * its HTTP client). This file holds the port itself (connect, host info, container creation);
+ * the container lifecycle is in containers.ts, images in images.ts, volumes and networks in
+ * volumes.ts, error translation in engineErrors.ts, and the labels in labels.ts.
  */
-
-export const LABELS = {
-  managed: 'dev.vbe.managed',
-  jobId: 'dev.vbe.job-id',
-  pid: 'dev.vbe.pid',
-  host: 'dev.vbe.host',
-} as const;
-
-/** Labels every resource of one job carries: prune and leak checks select on them. */
-export function resourceLabels(jobId: string): Record<string, string> {
-  return { [LABELS.managed]: 'true', [LABELS.jobId]: jobId, [LABELS.pid]: String(process.pid), [LABELS.host]: os.hostname() };
-}
 
 export interface HostInfo {
   /** Whether the engine has the NVIDIA runtime (nvidia-container-toolkit). */
@@ -34,33 +36,6 @@ export interface HostInfo {
   /** Engine architecture as Go names it: amd64, arm64. */
   architecture: string;
   serverVersion: string;
-}
-
-export interface ImageDetails {
-  id: string;
-  repoDigest?: string;
-  architecture: string;
-  os: string;
-  user: string;
-  entrypoint: string[] | null;
-  cmd: string[] | null;
-  workingDir: string;
-  env: string[];
-  exposedPorts: string[];
-  sizeBytes: number;
-}
-
-export type PullFailureKind = 'not_found' | 'denied' | 'unreachable' | 'other';
-
-/** A pull the registry refused or could not serve: a job result, not an emulator failure. */
-export class PullFailure extends Error {
-  constructor(
-    readonly kind: PullFailureKind,
-    readonly detail: string,
-  ) {
-    super(detail);
-    this.name = 'PullFailure';
-  }
 }
 
 export interface MountSpec {
@@ -96,51 +71,6 @@ export interface ContainerCreateSpec {
   storageSizeBytes?: number;
 }
 
-export interface FileChange {
-  path: string;
-  kind: 'modified' | 'added' | 'deleted';
-}
-
-export interface LabelledResources {
-  containers: Array<{ id: string; name: string; state: string; labels: Record<string, string> }>;
-  volumes: Array<{ name: string; labels: Record<string, string> }>;
-  networks: Array<{ id: string; name: string; labels: Record<string, string> }>;
-}
-
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
-
-function describeEndpoint(): string {
-  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-}
-
-/** Turns a failed engine call into an emulator error (exit 3) that says what to do. */
-export function engineError(error: unknown, doing: string): VbeError {
-  if (error instanceof VbeError) return error;
-  const err = error as NodeJS.ErrnoException & { statusCode?: number; json?: { message?: string } };
-  if (err?.code && CONNECTION_CODES.has(err.code)) {
-    return emulatorError(
-      'ENGINE_UNREACHABLE',
-      `Cannot reach the Docker engine at ${describeEndpoint()} while ${doing} (${err.code}).`,
-      'Start Docker (e.g. `sudo systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST at a running engine, then run again.',
-      error,
-    );
-  }
-  const message = err?.json?.message ?? err?.message ?? String(error);
-  return emulatorError('ENGINE_ERROR', `The Docker engine failed while ${doing}: ${message}`, 'Check `docker info` and the engine logs, then run again.', error);
-}
-
-async function call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw engineError(error, doing);
-  }
-}
-
-function statusCode(error: unknown): number | undefined {
-  return (error as { statusCode?: number })?.statusCode;
-}
-
 interface EngineInfo {
   Architecture?: string;
   NCPU?: number;
@@ -157,38 +87,6 @@ function canLimitStorage(info: EngineInfo): boolean {
   if (['devicemapper', 'btrfs', 'zfs', 'windowsfilter'].includes(driver)) return true;
   const backing = (info.DriverStatus ?? []).find(([key]) => key === 'Backing Filesystem')?.[1];
   return driver === 'overlay2' && backing === 'xfs'; // and mounted with pquota: tried, refused otherwise
-}
-
-interface ImageInspect {
-  Id: string;
-  Architecture: string;
-  Os: string;
-  Size: number;
-  RepoDigests?: string[];
-  Config?: {
-    User?: string;
-    Entrypoint?: string[] | null;
-    Cmd?: string[] | null;
-    WorkingDir?: string;
-    Env?: string[] | null;
-    ExposedPorts?: Record<string, unknown> | null;
-  } | null;
-}
-
-interface ContainerInspect {
-  State: { Running: boolean; ExitCode: number; OOMKilled?: boolean; Error?: string };
-  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
-}
-
-/** An image reference as the pull endpoint takes it: repository, and tag or digest. */
-function splitReference(ref: string): { fromImage: string; tag: string } {
-  const at = ref.indexOf('@');
-  const separator = at >= 0 ? at : ref.lastIndexOf(':');
-  if (separator >= 0) {
-    const tag = ref.slice(separator + 1);
-    if (!tag.includes('/')) return { fromImage: ref.slice(0, separator), tag };
-  }
-  return { fromImage: ref, tag: 'latest' };
 }
 
 export class ContainerEngine {
@@ -288,98 +186,34 @@ export class ContainerEngine {
     };
   }
 
-  async inspectImage(ref: string): Promise<ImageDetails | undefined> {
-    try {
-      const info = await this.api.json<ImageInspect>('GET', `/images/${segment(ref)}/json`);
-      const config = info.Config ?? {};
-      const details: ImageDetails = {
-        id: info.Id,
-        architecture: info.Architecture,
-        os: info.Os,
-        user: config.User ?? '',
-        entrypoint: config.Entrypoint ?? null,
-        cmd: config.Cmd ?? null,
-        workingDir: config.WorkingDir ?? '',
-        env: config.Env ?? [],
-        exposedPorts: Object.keys(config.ExposedPorts ?? {}),
-        sizeBytes: info.Size,
-      };
-      const digest = info.RepoDigests?.[0];
-      if (digest) details.repoDigest = digest;
-      return details;
-    } catch (error) {
-      if (statusCode(error) === 404) return undefined;
-      throw engineError(error, `inspecting image ${ref}`);
-    }
+  inspectImage(ref: string): Promise<ImageDetails | undefined> {
+    return inspectImage(this.api, ref);
   }
 
   /** The image's layers, newest first, with the instruction that made each and its size. */
-  async imageHistory(ref: string): Promise<Array<{ createdBy: string; sizeBytes: number }>> {
-    const history = await call(`reading the history of ${ref}`, () => this.api.json<Array<{ CreatedBy?: string; Size?: number }>>('GET', `/images/${segment(ref)}/history`));
-    return history.map((h) => ({ createdBy: h.CreatedBy ?? '', sizeBytes: h.Size ?? 0 }));
+  imageHistory(ref: string): Promise<Array<{ createdBy: string; sizeBytes: number }>> {
+    return imageHistory(this.api, ref);
   }
 
   /** Pulls an image; registry refusals become PullFailure, engine trouble VbeError. */
-  async pullImage(ref: string, auth?: RegistryAuth, onProgress?: (event: { status?: string; id?: string }) => void): Promise<void> {
-    let stream: Readable;
-    try {
-      // URL-safe base64 with its padding, as the docker CLI sends it.
-      const headers: Record<string, string> = auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(auth)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_') } : {};
-      stream = await this.api.stream('POST', '/images/create', { query: splitReference(ref), headers });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code && CONNECTION_CODES.has(code)) throw engineError(error, `pulling ${ref}`);
-      throw classifyPullFailure((error as { json?: { message?: string } }).json?.message ?? (error as Error).message);
-    }
-    await new Promise<void>((resolve, reject) => {
-      let failure: PullFailure | undefined;
-      readJsonLines(stream, (value) => {
-        const event = value as { status?: string; id?: string; error?: string };
-        // The engine reports a failure during the pull as an event, then ends the stream.
-        if (event.error) failure ??= classifyPullFailure(event.error);
-        else onProgress?.(event);
-      });
-      stream.on('end', () => (failure ? reject(failure) : resolve()));
-      stream.on('error', (error) => reject(classifyPullFailure(error.message)));
-    });
+  pullImage(ref: string, auth?: RegistryAuth, onProgress?: (event: { status?: string; id?: string }) => void): Promise<void> {
+    return pullImage(this.api, ref, auth, onProgress);
   }
 
-  async createVolume(name: string, labels: Record<string, string>): Promise<string> {
-    await call(`creating volume ${name}`, () => this.api.call('POST', '/volumes/create', { body: { Name: name, Labels: labels } }));
-    return name;
+  createVolume(name: string, labels: Record<string, string>): Promise<string> {
+    return createVolume(this.api, name, labels);
   }
 
-  async removeVolume(name: string): Promise<void> {
-    try {
-      await this.api.call('DELETE', `/volumes/${segment(name)}`, { query: { force: true } });
-    } catch (error) {
-      if (statusCode(error) === 404) return;
-      throw engineError(error, `removing volume ${name}`);
-    }
+  removeVolume(name: string): Promise<void> {
+    return removeVolume(this.api, name);
   }
 
-  async removeContainer(id: string): Promise<void> {
-    try {
-      await this.api.call('DELETE', `/containers/${segment(id)}`, { query: { force: true, v: true } });
-    } catch (error) {
-      const code = statusCode(error);
-      if (code === 404) return;
-      if (code === 409) {
-        // Removal already in progress: wait for it to finish.
-        await new Promise((r) => setTimeout(r, 500));
-        return this.removeContainer(id);
-      }
-      throw engineError(error, `removing container ${id.slice(0, 12)}`);
-    }
+  removeContainer(id: string): Promise<void> {
+    return removeContainer(this.api, id);
   }
 
-  async removeNetwork(id: string): Promise<void> {
-    try {
-      await this.api.call('DELETE', `/networks/${segment(id)}`);
-    } catch (error) {
-      if (statusCode(error) === 404) return;
-      throw engineError(error, `removing network ${id.slice(0, 12)}`);
-    }
+  removeNetwork(id: string): Promise<void> {
+    return removeNetwork(this.api, id);
   }
 
   async createContainer(spec: ContainerCreateSpec): Promise<CreatedContainer> {
@@ -435,376 +269,7 @@ export class ContainerEngine {
   }
 
   /** Every container, volume and network carrying our labels (optionally of one job). */
-  async listLabelled(jobId?: string): Promise<LabelledResources> {
-    const label = [jobId ? `${LABELS.jobId}=${jobId}` : `${LABELS.managed}=true`];
-    const filters = JSON.stringify({ label });
-    type Labels = Record<string, string> | null | undefined;
-    const [containers, volumes, networks] = await call('listing labelled resources', () =>
-      Promise.all([
-        this.api.json<Array<{ Id: string; Names?: string[]; State: string; Labels?: Labels }>>('GET', '/containers/json', { query: { all: true, filters } }),
-        this.api.json<{ Volumes?: Array<{ Name: string; Labels?: Labels }> | null }>('GET', '/volumes', { query: { filters } }),
-        this.api.json<Array<{ Id: string; Name: string; Labels?: Labels }>>('GET', '/networks', { query: { filters } }),
-      ]),
-    );
-    return {
-      containers: containers.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? '').replace(/^\//, ''), state: c.State, labels: c.Labels ?? {} })),
-      volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} })),
-      networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
-    };
+  listLabelled(jobId?: string): Promise<LabelledResources> {
+    return listLabelled(this.api, jobId);
   }
-}
-
-function classifyPullFailure(message: string): PullFailure {
-  const text = message.toLowerCase();
-  if (/unauthorized|authentication required|no basic auth credentials|denied|forbidden|permission/.test(text)) {
-    // Docker Hub answers "pull access denied ... does not exist or may require 'docker login'" for both.
-    if (/does not exist/.test(text)) return new PullFailure('not_found', message);
-    return new PullFailure('denied', message);
-  }
-  if (/not found|manifest unknown|does not exist|name unknown/.test(text)) return new PullFailure('not_found', message);
-  if (/connection refused|no such host|i\/o timeout|dial tcp|tls handshake|network is unreachable|server misbehaving/.test(text)) {
-    return new PullFailure('unreachable', message);
-  }
-  return new PullFailure('other', message);
-}
-
-/** Reads a container's exit state. */
-async function inspectExited(api: EngineApi, id: string): Promise<ExitedContainer> {
-  const info = await call('inspecting the container', () => api.json<ContainerInspect>('GET', `/containers/${id}/json`));
-  return new ExitedContainer(api, id, info.State.ExitCode, Boolean(info.State.OOMKilled), info.State.Error ?? '');
-}
-
-/** Bytes the container wrote to its own filesystem (its writable layer, volumes excluded: `SizeRw`). */
-async function writableLayerBytes(api: EngineApi, id: string): Promise<number> {
-  const info = await call('measuring what the container wrote', () => api.json<{ SizeRw?: number }>('GET', `/containers/${id}/json`, { query: { size: true } }));
-  return Math.max(0, Number(info.SizeRw ?? 0));
-}
-
-/** A container that exists but has not run: files can be put in, then it can be started. */
-export class CreatedContainer {
-  /** Whether the engine enforces `storageSizeBytes` on its writable layer. */
-  storageLimited = false;
-
-  constructor(
-    private readonly api: EngineApi,
-    readonly id: string,
-  ) {}
-
-  /** Extracts a tar stream at `destination` in the container (and its mounted volumes). */
-  async putArchive(tar: Readable, destination: string): Promise<void> {
-    await call(`copying files into the container`, () => this.api.call('PUT', `/containers/${this.id}/archive`, { query: { path: destination }, upload: tar }));
-  }
-
-  /** The container's whole filesystem (the image's, flattened) as a tar stream; nothing runs. */
-  async exportFilesystem(): Promise<Readable> {
-    return call('exporting the image filesystem', () => this.api.stream('GET', `/containers/${this.id}/export`));
-  }
-
-  /**
-   * Starts the container. When the engine cannot start the process (executable not found, exec
-   * format error) the container never ran: the result carries the engine's message and the
-   * container, exited, so the job can still be judged and cleaned up.
-   */
-  async start(): Promise<{ started: StartedContainer } | { startError: string; exited: ExitedContainer }> {
-    // Attach before starting: nothing printed is missed, and an attached stream is much faster
-    // than following the engine's log file. The wait for its exit is registered before the start
-    // too (the engine answers its headers at once), so the exit is known without another call.
-    const waitRequest = this.api.stream('POST', `/containers/${this.id}/wait`, { query: { condition: 'next-exit' } });
-    waitRequest.catch(() => undefined);
-    const [attached, waiting] = await call('attaching to the container', () =>
-      Promise.all([
-        this.api.stream('POST', `/containers/${this.id}/attach`, { query: { stream: true, stdout: true, stderr: true, logs: false } }),
-        // An engine that refuses this wait, or holds its headers until the exit: wait after the start instead.
-        Promise.race([waitRequest.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), WAIT_HEADERS_MS).unref())]),
-      ]),
-    );
-    if (!waiting) void waitRequest.then((response) => response.destroy(), () => undefined);
-    const exit = waiting ? readExit(waiting) : undefined;
-    try {
-      await this.api.call('POST', `/containers/${this.id}/start`);
-      return { started: new StartedContainer(this.api, this.id, attached, exit) };
-    } catch (error) {
-      attached.destroy();
-      waiting?.destroy();
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code && CONNECTION_CODES.has(code)) throw engineError(error, 'starting the container');
-      const message = (error as { json?: { message?: string } }).json?.message ?? (error as Error).message;
-      const exited = await inspectExited(this.api, this.id);
-      return { startError: message, exited };
-    }
-  }
-}
-
-/** How long the wait registered before a start may take to be acknowledged (Docker: at once). */
-const WAIT_HEADERS_MS = 2000;
-
-/** The body of a wait request: it ends, with the exit status, once the container has exited. */
-function readExit(waiting: Readable): Promise<void> {
-  const done = new Promise<void>((resolve, reject) => {
-    let text = '';
-    waiting.setEncoding('utf8');
-    waiting.on('data', (chunk: string) => (text += chunk));
-    waiting.on('end', () => {
-      try {
-        JSON.parse(text);
-        resolve();
-      } catch {
-        reject(Object.assign(new Error(`the engine ended the wait without a status: ${text.slice(0, 200)}`), { code: 'ECONNRESET' }));
-      }
-    });
-    waiting.on('error', reject);
-  });
-  done.catch(() => undefined); // read by wait(); a container that is never waited for is fine
-  return done;
-}
-
-export interface ContainerLogStreams {
-  stdout: Readable;
-  stderr: Readable;
-}
-
-/** A running container: its logs can be followed, it can be waited for, stopped or killed. */
-export class StartedContainer {
-  constructor(
-    private readonly api: EngineApi,
-    readonly id: string,
-    private readonly attached: Readable,
-    private readonly exit: Promise<void> | undefined,
-  ) {}
-
-  /** stdout and stderr as two separate streams, from the container's start (attached before it). */
-  async followLogs(): Promise<ContainerLogStreams> {
-    const raw = this.attached;
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    demultiplex(raw, stdout, stderr);
-    const end = () => {
-      stdout.end();
-      stderr.end();
-    };
-    raw.on('end', end);
-    raw.on('close', end);
-    raw.on('error', end);
-    return { stdout, stderr };
-  }
-
-  /**
-   * Samples memory use from the engine's stats stream (about once a second) until stopped or the
-   * container ends; `peakBytes` is the highest figure seen (the cgroup's own peak where the engine
-   * reports one). Returns at once: the stream is read as it comes. `onSample` gets each sample:
-   * memory in use as `docker stats` shows it (usage less inactive page cache) and CPU in cores.
-   */
-  async watchMemory(onSample?: (sample: ContainerStatsSample) => void): Promise<{ peakBytes: () => number; stop: () => void }> {
-    let peak = 0;
-    let stopped = false;
-    let stream: Readable | undefined;
-    this.api.stream('GET', `/containers/${this.id}/stats`, { query: { stream: true } }).then(
-      (response) => {
-        stream = response;
-        stream.on('error', () => undefined);
-        if (stopped) return void stream.destroy();
-        readJsonLines(stream, (value) => {
-          const stats = value as EngineStats;
-          peak = Math.max(peak, stats.memory_stats?.max_usage ?? 0, stats.memory_stats?.usage ?? 0);
-          if (onSample && stats.memory_stats?.usage !== undefined) onSample(statsSample(stats));
-        });
-      },
-      () => undefined, // no figures: peak stays 0
-    );
-    return {
-      peakBytes: () => peak,
-      stop: () => {
-        stopped = true;
-        stream?.destroy();
-      },
-    };
-  }
-
-  /** The host port on 127.0.0.1 where a published container port answers. */
-  async publishedPort(containerPort: number): Promise<number | undefined> {
-    const info = await call('inspecting the container', () => this.api.json<ContainerInspect>('GET', `/containers/${this.id}/json`));
-    const binding = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`]?.[0];
-    return binding?.HostPort ? Number(binding.HostPort) : undefined;
-  }
-
-  /** Whether it still runs; when it does not, its exit state. */
-  async status(): Promise<{ running: true } | { running: false; exited: ExitedContainer }> {
-    const info = await call('inspecting the container', () => this.api.json<ContainerInspect>('GET', `/containers/${this.id}/json`));
-    if (info.State.Running) return { running: true };
-    return { running: false, exited: await inspectExited(this.api, this.id) };
-  }
-
-  /**
-   * Runs a command inside the container and returns its exit code and combined output (capped),
-   * or undefined when the command cannot be started (e.g. the image has no such program).
-   */
-  async exec(cmd: string[], timeoutMs = 10_000): Promise<{ exitCode: number; output: string } | undefined> {
-    try {
-      const exec = await this.api.json<{ Id: string }>('POST', `/containers/${this.id}/exec`, { body: { Cmd: cmd, AttachStdout: true, AttachStderr: true } });
-      const stream = await this.api.stream('POST', `/exec/${exec.Id}/start`, { body: { Detach: false, Tty: false } });
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let output = '';
-      const keep = (chunk: Buffer) => {
-        if (output.length < 1_000_000) output += chunk.toString('utf8');
-      };
-      stdout.on('data', keep);
-      stderr.on('data', keep);
-      demultiplex(stream, stdout, stderr);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          stream.destroy();
-          resolve();
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        stream.on('end', done);
-        stream.on('close', done);
-        stream.on('error', done);
-      });
-      const info = await this.api.json<{ ExitCode?: number | null }>('GET', `/exec/${exec.Id}/json`);
-      if (info.ExitCode === null || info.ExitCode === undefined) return undefined;
-      // 126/127: the engine could not run the program at all.
-      if ((info.ExitCode === 126 || info.ExitCode === 127) && /executable file not found|no such file/i.test(output)) return undefined;
-      return { exitCode: info.ExitCode, output };
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code && CONNECTION_CODES.has(code)) throw engineError(error, 'running a check inside the container');
-      return undefined;
-    }
-  }
-
-  /** Bytes written to its own filesystem so far (volumes excluded). */
-  async writableLayerBytes(): Promise<number> {
-    return writableLayerBytes(this.api, this.id);
-  }
-
-  /** Resolves when the container has exited. */
-  async wait(): Promise<ExitedContainer> {
-    await call('waiting for the container', async () => {
-      await (this.exit ?? this.api.call('POST', `/containers/${this.id}/wait`));
-    });
-    return inspectExited(this.api, this.id);
-  }
-
-  /** SIGTERM, then SIGKILL after the grace period (docker stop). */
-  async stop(graceMs: number): Promise<void> {
-    try {
-      await this.api.call('POST', `/containers/${this.id}/stop`, { query: { t: Math.max(0, Math.ceil(graceMs / 1000)) } });
-    } catch (error) {
-      const code = statusCode(error);
-      if (code === 304 || code === 404) return; // already stopped or gone
-      throw engineError(error, 'stopping the container');
-    }
-  }
-
-  async kill(): Promise<void> {
-    try {
-      await this.api.call('POST', `/containers/${this.id}/kill`, { query: { signal: 'SIGKILL' } });
-    } catch (error) {
-      const code = statusCode(error);
-      if (code === 404 || code === 409) return; // gone or not running
-      throw engineError(error, 'killing the container');
-    }
-  }
-}
-
-/** A container that has stopped: its exit state, filesystem changes and files can be read. */
-export class ExitedContainer {
-  constructor(
-    private readonly api: EngineApi,
-    readonly id: string,
-    readonly exitCode: number,
-    readonly oomKilled: boolean,
-    readonly engineError: string,
-  ) {}
-
-  /** Bytes it wrote to its own filesystem (volumes excluded). */
-  async writableLayerBytes(): Promise<number> {
-    return writableLayerBytes(this.api, this.id);
-  }
-
-  /**
-   * The container's own filesystem changes (mounted volumes excluded), as `docker diff`: the first
-   * `limit` that `keep` accepts. The answer is read as it arrives, never whole (a container that
-   * creates a million files in /tmp makes it tens of MB).
-   */
-  async changes(keep: (change: FileChange) => boolean = () => true, limit = Number.POSITIVE_INFINITY): Promise<FileChange[]> {
-    const kinds = ['modified', 'added', 'deleted'] as const;
-    const kept: FileChange[] = [];
-    const reader = new JsonArrayReader((value) => {
-      const c = value as { Path?: unknown; Kind?: unknown };
-      if (kept.length >= limit || typeof c?.Path !== 'string') return;
-      const change: FileChange = { path: c.Path, kind: kinds[c.Kind as number] ?? 'modified' };
-      if (keep(change)) kept.push(change);
-    });
-    await call('reading filesystem changes', async () => {
-      await this.api.download('GET', `/containers/${this.id}/changes`, {}, (parts) => {
-        for (const part of parts) reader.push(part);
-      });
-      reader.end();
-    });
-    return kept;
-  }
-
-  /**
-   * The tar archive of `path` in the container (and its volumes), handed to `sink` as it arrives
-   * (views valid only during the call; a returned promise pauses reading until it settles).
-   * Errors the sink throws come back as they are, as does `signal`'s abort; the engine's are explained.
-   * Resolves false when `path` is not in the container (it removed it): what it did, not an engine failure.
-   */
-  async readArchive(path: string, sink: BodySink, signal?: AbortSignal): Promise<boolean> {
-    let sinkError: { error: unknown } | undefined;
-    const guarded: BodySink = (parts) => {
-      try {
-        const wait = sink(parts);
-        return wait?.catch((error: unknown) => {
-          sinkError = { error };
-          throw error;
-        });
-      } catch (error) {
-        sinkError = { error };
-        throw error;
-      }
-    };
-    try {
-      await this.api.download('GET', `/containers/${this.id}/archive`, { query: { path }, ...(signal ? { signal } : {}) }, guarded);
-      return true;
-    } catch (error) {
-      if (sinkError) throw sinkError.error;
-      if (signal?.aborted) throw error;
-      if (statusCode(error) === 404 && !/no such container/i.test((error as Error).message)) return false;
-      throw engineError(error, `copying ${path} out of the container`);
-    }
-  }
-}
-
-/** One reading of the engine's stats stream, in the emulator's units. */
-export interface ContainerStatsSample {
-  /** When it was read (epoch ms, this host's clock). */
-  atMs: number;
-  memoryBytes: number;
-  /** CPU used since the previous reading, in cores (1.5 = one and a half CPUs busy); absent on the first. */
-  cpuCores?: number;
-}
-
-interface EngineStats {
-  memory_stats?: { usage?: number; max_usage?: number; stats?: { inactive_file?: number; total_inactive_file?: number } };
-  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
-  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
-}
-
-/** As `docker stats` computes them: memory less inactive file cache; CPU share of the host's time times its CPUs. */
-function statsSample(stats: EngineStats): ContainerStatsSample {
-  const m = stats.memory_stats!;
-  const inactive = m.stats?.inactive_file ?? m.stats?.total_inactive_file ?? 0;
-  const sample: ContainerStatsSample = { atMs: Date.now(), memoryBytes: Math.max(0, (m.usage ?? 0) - inactive) };
-  const cpu = stats.cpu_stats;
-  const pre = stats.precpu_stats;
-  const cpuDelta = (cpu?.cpu_usage?.total_usage ?? 0) - (pre?.cpu_usage?.total_usage ?? 0);
-  const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0);
-  if (pre?.system_cpu_usage && systemDelta > 0 && cpuDelta >= 0) sample.cpuCores = (cpuDelta / systemDelta) * (cpu?.online_cpus ?? 1);
-  return sample;
 }

@@ -4,7 +4,6 @@ import {
   ContainerEngine,
   type ExitedContainer,
   type ImageDetails,
-  type StartedContainer,
 } from '../runtime/containerEngine.js';
 import { ensureImage } from './ensureImage.js';
 import type { RunJobHooks } from './jobHooks.js';
@@ -15,15 +14,14 @@ export { RECORD_DIR_NAME };
 import { type RunAttempt, type RunJobResource, writeJsonAtomic } from '../report/jobResource.js';
 import { buildEnvironment, type EnvVar, expandVertexReferences } from '../spec/expandVertexReferences.js';
 import { GCS_MOUNT, parseGcsUri } from '../spec/gcsUri.js';
-import { DEFAULT_RUNS_DIR, type RunJobOptions, type RunJobSpec, resolveRunJobSpec } from '../spec/runJobSpec.js';
+import { DEFAULT_RUNS_DIR, type RunJobOptions, resolveRunJobSpec } from '../spec/runJobSpec.js';
 import { type CollectionResult, collectOutputs } from '../staging/collectOutputs.js';
 import { collectGcsChanges, type GcsChanges } from '../staging/collectGcsChanges.js';
 import { gcsInputsOnly, namedBuckets, resolveGcsBuckets } from '../staging/gcsBuckets.js';
 import { DATA_MOUNT } from '../staging/containerLayout.js';
-import { resolveInputs, resolveModelDir, resolveOutput, type ResolvedInputs } from '../staging/resolveLocations.js';
+import { resolveInputs, resolveModelDir, resolveOutput } from '../staging/resolveLocations.js';
 import { stageInputs } from '../staging/stageInputs.js';
 import { diagnoseRunJob, formatBytes } from '../verdict/diagnoseRunJob.js';
-import { usageError } from '../errors.js';
 import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import { judgeRunJob, PRIMARY_REPLICA, type RunObservation } from '../verdict/judgeRunJob.js';
 import { existingMissingPaths, gcsRecord } from './gcsBucketsRecord.js';
@@ -36,6 +34,8 @@ import { limitsRecord, machineLimits } from './machineLimits.js';
 import { checkDisk, type DiskCheck, replicaResources, unmeasuredDisk, withDiskVerdict } from './diskCheck.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 import { ChartRecorder } from './chartRecorder.js';
+import { recordExitMarks, runToExit } from './runToExit.js';
+import { checkInputListLength } from './checkInputListLength.js';
 
 const CLEANUP_BUDGET_MS = 30_000;
 const MAX_ADDED_PATHS = 10_000;
@@ -354,65 +354,4 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   };
   await writeJsonAtomic(recordFile, resource);
   return resource;
-}
-
-/** Waits for the container to exit, killing it at the timeout and stopping it when cancelled. */
-async function runToExit(
-  started: StartedContainer,
-  capture: LogCapture,
-  timeoutMs: number,
-  spec: RunJobSpec,
-  signal: AbortSignal | undefined,
-  observation: RunObservation,
-  progress: (message: string) => void,
-  banner?: string,
-  charts?: ChartRecorder,
-): Promise<ExitedContainer> {
-  const logs = await started.followLogs();
-  const memory = await started.watchMemory(charts?.statsOf(PRIMARY_REPLICA));
-  const captured = Promise.all([capture.capture('stdout', logs.stdout, banner), capture.capture('stderr', logs.stderr, banner)]);
-  const timer = setTimeout(() => {
-    observation.timedOut = true;
-    progress(`timeout of ${spec.timeoutMs} ms reached: killing the container`);
-    started.kill().catch(() => undefined);
-  }, Math.max(0, timeoutMs));
-  const onAbort = () => {
-    observation.cancelled = true;
-    progress(`cancelling: stopping the container (grace ${Math.round(spec.stopGraceMs / 1000)}s)`);
-    started.stop(spec.stopGraceMs).catch(() => started.kill().catch(() => undefined));
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) onAbort();
-  try {
-    const exited = await started.wait();
-    await captured;
-    return exited;
-  } finally {
-    observation.peakMemoryBytes = memory.peakBytes();
-    memory.stop();
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-/** The end of an attempt on the timeline: OOM kill, timeout, cancellation or its exit status. */
-function recordExitMarks(charts: ChartRecorder, result: ExitedContainer, observation: RunObservation): void {
-  if (observation.timedOut) charts.mark(PRIMARY_REPLICA, 'timeout', 'timeout: killed');
-  else if (observation.cancelled) charts.mark(PRIMARY_REPLICA, 'cancelled', 'cancelled');
-  else if (result.oomKilled) charts.mark(PRIMARY_REPLICA, 'oom-kill', `OOM kill (exit ${result.exitCode})`);
-  else charts.mark(PRIMARY_REPLICA, 'exit', `exit ${result.exitCode}`);
-}
-
-/** Linux refuses one environment string longer than 32 pages (MAX_ARG_STRLEN): execve fails with E2BIG. */
-const MAX_ENV_STRING_BYTES = 131_072;
-
-function checkInputListLength(inputs: ResolvedInputs): void {
-  const bytes = Buffer.byteLength(`AIP_BATCH_INPUT_URIS=${inputs.files.map((f) => f.containerPath).join(',')}`) + 1;
-  if (bytes > MAX_ENV_STRING_BYTES) {
-    throw usageError(
-      'INPUT_LIST_TOO_LONG',
-      `input: ${inputs.files.length} files make AIP_BATCH_INPUT_URIS ${bytes} bytes; Linux refuses an environment variable over ${MAX_ENV_STRING_BYTES} bytes, so the container could not start.`,
-      'Pass fewer, larger input files (e.g. concatenate them, or shard the job), or give the model its data another way (a model directory with --model-dir).',
-    );
-  }
 }

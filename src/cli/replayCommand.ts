@@ -9,6 +9,7 @@ import { PULL_POLICIES, type PullPolicy } from '../spec/runJobSpec.js';
 import type { CliContext } from './cliContext.js';
 import { withProgress } from './progressDisplay.js';
 import { cliJobHooks } from './runCommand.js';
+import { parseReportTargets, withStepSummary, writeReports } from '../report/writeReports.js';
 
 interface ReplayFlags {
   model?: string;
@@ -24,6 +25,8 @@ interface ReplayFlags {
   quiet?: boolean;
   progress?: boolean;
   json?: boolean;
+  report?: string[];
+  stepSummary?: boolean;
 }
 
 export function toReplayOptions(job: string, f: ReplayFlags): ReplayOptions {
@@ -61,11 +64,15 @@ export function replayCommand(context: CliContext): Command {
     .option('--max-failed-ratio <fraction>', 'FAIL the local BatchPredictionJob when more than this fraction of instances failed')
     .option('--no-progress', 'no progress bars')
     .option('--quiet', "do not stream the container's output")
+    .option('--report <format=file...>', 'also write a report of the local job: junit=<file>, json=<file>, html=<file> (self-contained, with charts) or markdown=<file> (repeatable)')
+    .option('--no-step-summary', 'do not append the Markdown summary to GITHUB_STEP_SUMMARY (appended by default when it is set)')
     .option('--json', 'print the local job resource (with emulator.replay) as JSON on stdout')
     .action(async (job: string, flags: ReplayFlags) => {
+      const reports = parseReportTargets(flags.report);
       const result = await withProgress(context, flags, (onTransfer) => replayJob(toReplayOptions(job, flags), cliJobHooks(context, flags, onTransfer)));
       context.stderr('completionStats' in result ? formatBatchSummary(result as BatchPredictionJobResource) : formatRunSummary(result as RunJobResource));
       if (result.emulator.replay) context.stderr(formatComparison(result.emulator.replay));
+      for (const warning of await writeReports(reports, result, withStepSummary(flags))) context.stderr(`vbe warn: ${warning}`);
       if (flags.json) context.stdout(JSON.stringify(result, null, 2));
       context.setExitCode(result.state === 'JOB_STATE_SUCCEEDED' ? 0 : 1);
     });

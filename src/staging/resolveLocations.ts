@@ -233,10 +233,11 @@ async function expand(ref: LocationRef, hostPath: string, mappedNote?: string): 
     if (matches.length === 0) {
       throw usageError('INPUT_NO_MATCH', `${ref.field}: "${ref.text}" matches no files${note}.`, 'Check the pattern, or pass a file or directory.');
     }
-    return matches
-      .map((m) => path.resolve(m))
-      .sort()
-      .map((file) => ({ file }));
+    const files = matches.map((m) => path.resolve(m)).sort();
+    // A name that is not UTF-8 comes back with U+FFFD in it and cannot be opened by that name: refused, never skipped.
+    const broken = files.find((f) => f.includes('\uFFFD') && !fs.existsSync(f));
+    if (broken) throw notUtf8(ref.field, broken);
+    return files.map((file) => ({ file }));
   }
   let info;
   try {

@@ -115,8 +115,14 @@ describe('vbe replay: a Vertex job resource reproduced locally, offline from fil
 
   it('replays the whole BatchPredictionJob to ./replay-<job id>/ by default', async () => {
     const cwd = await tempDir('vbe-replay-cwd-');
-    const r = await runVbe(['replay', BATCH_JOB, '--model', MODEL, '--image', IMAGE, '--pull', 'never', '--gcs-root', gcsRoot, '--json', '--no-progress'], {}, cwd);
+    const r = await runVbe(['replay', BATCH_JOB, '--model', MODEL, '--image', IMAGE, '--pull', 'never', '--gcs-root', gcsRoot, '--json', '--no-progress', '--report', 'html=replay.html', '--report', 'markdown=replay.md'], {}, cwd);
     const job = JSON.parse(r.stdout);
+    // The local job's reports, as for run and batch-predict: self-contained HTML with its charts, and the Markdown summary.
+    const html = await readFile(path.join(cwd, 'replay.html'), 'utf8');
+    expect(html).toContain(job.state);
+    expect(html).toContain('<svg');
+    expect(html).not.toContain('<script');
+    expect(await readFile(path.join(cwd, 'replay.md'), 'utf8')).toContain(job.state);
     expect(job.outputInfo.outputDirectory.startsWith(path.join(cwd, 'replay-4417330826157752320'))).toBe(true);
     // Named for the Model's display name ("scorer"), as the cloud job's own directory is, not the job's.
     expect(path.basename(job.outputInfo.outputDirectory)).toMatch(/^prediction-scorer-\d{4}_\d\d_\d\dT/);

@@ -265,5 +265,10 @@ describe('input names', () => {
       exitCode: 2,
       message: expect.stringContaining(`--input[0]: the name of "${data}/b-\uFFFD.jsonl" is not valid UTF-8`),
     });
+    // The same through a glob: matched, then refused by name, never dropped.
+    await expect(resolveInputs([{ text: `${data}/*.jsonl`, baseDir: dir, field: '--input[0]' }], path.join(dir, 'gcs'))).rejects.toMatchObject({
+      code: 'INPUT_NAME_NOT_UTF8',
+      message: expect.stringContaining(`the name of "${data}/b-\uFFFD.jsonl" is not valid UTF-8`),
+    });
   });
 });

@@ -155,6 +155,23 @@ describe('vbe replay: a Vertex job resource reproduced locally, offline from fil
     expect(fixed.code).toBe(0);
   });
 
+  it('the CustomJob resource exactly as the API returns it runs unchanged as vbe run --spec: no inputs, Vertex\'s variables, its failure', async () => {
+    const root = path.join(work, 'gcs-custom-spec');
+    await mkdir(path.join(root, 'vbe-replay-data/custom'), { recursive: true });
+    // No --output: the spec's baseOutputDirectory (gs://vbe-replay-data/custom/out) is the output, under the gcs root.
+    const r = await runVbe(['run', '--spec', CUSTOM_JOB, '--image', BUSYBOX, '--pull', 'never', '--gcs-root', root, '--json', '--no-progress']);
+    expect(r.stderr).toContain('config.json missing');
+    const job = JSON.parse(r.stdout);
+    // A CustomJob (jobSpec.workerPoolSpecs): no --input needed; baseOutputDirectory gives the training variables.
+    expect(job.emulator.flavour).toBe('custom-job');
+    expect(job.emulator.environment.AIP_MODEL_DIR).toBe('gs://vbe-replay-data/custom/out/model/');
+    expect(job.emulator.environment.AIP_CHECKPOINT_DIR).toBe('gs://vbe-replay-data/custom/out/checkpoints/');
+    expect(job.state).toBe('JOB_STATE_FAILED');
+    expect(job.error.message).toMatch(/^The replica workerpool0-0 exited with a non-zero status of 2\. Termination reason: Error\./);
+    expect(job.emulator.outputs.hostDirectory).toBe(path.join(root, 'vbe-replay-data/custom/out'));
+    expect(r.code).toBe(1);
+  });
+
   it('refuses --failed-only when the cloud results files are not there (exit 2, naming the directory)', async () => {
     const r = await runVbe(['replay', BATCH_JOB, '--model', MODEL, '--image', IMAGE, '--gcs-root', path.join(work, 'empty-gcs'), '--failed-only', '--output', path.join(work, 'no-results')]);
     expect(r.code).toBe(2);

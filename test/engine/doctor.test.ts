@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDoctor, type DoctorOptions, type DoctorReport } from '../../src/index.js';
 import { retagWithArchitecture } from '../helpers/retagPlatform.js';
-import { BUSYBOX, buildContext, buildImage, docker, PYTHON_BASE, ROOT, runVbe, tempDir } from '../helpers/engine.js';
+import { BUSYBOX, buildContext, buildImage, docker, PYTHON_BASE, ROOT, startVbe, tempDir } from '../helpers/engine.js';
 
 /** Every check has an image built to fail it and one built to pass it. */
 const status = (report: DoctorReport, id: string) => report.checks.find((c) => c.id === id)?.status;
@@ -163,17 +163,27 @@ describe('vbe doctor', () => {
   });
 
   it('the CLI prints the checklist, --json the data, exit 1 on a failure and 0 without, and leaves nothing behind', async () => {
-    const failing = await runVbe(['doctor', '--image', tag('libgomp-broken'), '--static-only', '--pull', 'never', '--json']);
+    // Each run's own pid label: other test files run doctors at the same time, so a name filter would see theirs.
+    const pids: number[] = [];
+    const vbe = (args: string[]) => {
+      const started = startVbe(args);
+      pids.push(started.child.pid!);
+      return started.done;
+    };
+    const failing = await vbe(['doctor', '--image', tag('libgomp-broken'), '--static-only', '--pull', 'never', '--json']);
     expect(failing.code).toBe(1);
     expect(failing.stderr).toContain('✗ shared-libraries');
     const data = JSON.parse(failing.stdout);
     expect(data.checks.map((c: { id: string }) => c.id)).toEqual(['platform', 'entrypoint', 'aip-env', 'user', 'image-size', 'shared-libraries', 'contract']);
-    const passing = await runVbe(['doctor', '--image', tag('libgomp-fixed'), '--static-only', '--pull', 'never']);
+    const passing = await vbe(['doctor', '--image', tag('libgomp-fixed'), '--static-only', '--pull', 'never']);
     expect(passing.code).toBe(0);
-    const missing = await runVbe(['doctor', '--image', 'vbe-doctor/absent:none', '--pull', 'never']);
+    const missing = await vbe(['doctor', '--image', 'vbe-doctor/absent:none', '--pull', 'never']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('✗ image');
     expect(missing.stderr).toContain('could not be pulled');
-    expect(await docker('ps', '-aq', '--filter', 'name=vbe-doctor-')).toBe('');
+    for (const pid of pids) {
+      expect(await docker('ps', '-aq', '--filter', `label=dev.vbe.pid=${pid}`)).toBe('');
+      expect(await docker('volume', 'ls', '-q', '--filter', `label=dev.vbe.pid=${pid}`)).toBe('');
+    }
   });
 });

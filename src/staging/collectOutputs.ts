@@ -6,16 +6,14 @@ import { emulatorError } from '../errors.js';
 import type { BodySink } from '../http/responseParser.js';
 import { entryParts, hostProblem, reservedName, unsafeName } from './outputEntryNames.js';
 import { type TarEntryHandler, type TarEntryHeader, TarFormatError, TarReader } from './tarReader.js';
+import { ENTRY_ERRORS, LOCAL_WRITE_ERRORS, lstatOrUndefined, Refusal, type RefusedEntry } from './entryRefusals.js';
+
+export type { RefusedEntry };
 
 export interface CollectedFile {
   /** Path relative to the output directory (POSIX separators). */
   path: string;
   sizeBytes: number;
-}
-
-export interface RefusedEntry {
-  path: string;
-  reason: string;
 }
 
 export interface CollectionResult {
@@ -47,6 +45,11 @@ export interface CollectOptions {
   signal?: AbortSignal;
   /** When copying must stop (epoch ms), whatever the archive still holds: `timedOut`, what is whole stays. */
   deadline?: number;
+  /**
+   * Which safe entries to write (`relative` has the archive's first component stripped): false passes
+   * one over silently, a string refuses it with that reason. Called once per entry that passed the safety checks.
+   */
+  select?: (relative: string, header: TarEntryHeader) => boolean | string;
 }
 
 /**
@@ -61,8 +64,6 @@ const REFUSED_LIMIT = 100;
 const PROGRESS_STEP_BYTES = 1024 * 1024;
 /** Synchronous work between two turns of the event loop (timers, signals, the progress display). */
 const SLICE_MS = 8;
-/** Errors of one entry's own name or place on the host (too long once joined, a file or link in the way, a directory gone): that entry is refused, the others copied. */
-const ENTRY_ERRORS = new Set(['ENAMETOOLONG', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENOTEMPTY', 'EINVAL']);
 /** Temporary files are named `.vbe-partial-<n>` in the target's directory (short: a 255-byte name still has room). */
 const PARTIAL_PREFIX = '.vbe-partial-';
 
@@ -98,11 +99,6 @@ interface OpenFile {
   /** -1 once closed. */
   fd: number;
   record: CollectedFile;
-}
-
-/** Why an entry is refused: thrown inside the extractor, caught where the entry started. */
-class Refusal {
-  constructor(readonly reason: string) {}
 }
 
 class OutputExtractor implements TarEntryHandler {
@@ -220,6 +216,9 @@ class OutputExtractor implements TarEntryHandler {
       if (header.invalidName) throw new Refusal('the name is not valid UTF-8 (Cloud Storage object names must be; it is not renamed, so two such names can never land on one file)');
       const problem = unsafeName(relative, parts) ?? reservedName(parts[0]!, this.options.reserved ?? []);
       if (problem) throw new Refusal(problem);
+      const selected = this.options.select?.(relative, header) ?? true;
+      if (typeof selected === 'string') throw new Refusal(selected);
+      if (!selected) return undefined;
       switch (header.type) {
         case 'directory':
           this.ensureDirectory(parts, parts.length);
@@ -393,10 +392,4 @@ class OutputExtractor implements TarEntryHandler {
     this.reportedBytes = this.doneBytes;
     this.onTransfer?.({ kind: 'collect', doneBytes: this.doneBytes, doneFiles: this.result.fileCount });
   }
-}
-
-const LOCAL_WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EFBIG', 'EMFILE', 'ENFILE']);
-
-function lstatOrUndefined(target: string): fs.Stats | undefined {
-  return fs.lstatSync(target, { throwIfNoEntry: false });
 }

@@ -4,9 +4,10 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { batchPredict } from '../jobs/batchPredict.js';
 import { ensureImage } from '../jobs/ensureImage.js';
+import { CLEANUP_BUDGET_MS } from '../jobs/jobPipeline.js';
 import { JobResources } from '../jobs/jobResources.js';
 import { newJobId } from '../jobs/jobId.js';
-import { silentLogger } from '../jobs/jobContext.js';
+import { silentLogger } from '../jobs/silentLogger.js';
 import { runJob, type RunJobHooks } from '../jobs/runJob.js';
 import { ContainerEngine } from '../runtime/containerEngine.js';
 import { getMachineType, DEFAULT_MACHINE_TYPE } from '../spec/machineTypes.js';
@@ -59,7 +60,7 @@ export interface DoctorReport {
 
 const MAX_LAYERS_RECORDED = 10;
 
-const CLEANUP_BUDGET_MS = 30_000;
+
 
 /** The checks of the contract the image did not fit, kept as information (ids prefixed), never failing the report. */
 function otherContract(checks: DoctorCheck[], contract: Contract): DoctorCheck[] {

@@ -16,7 +16,8 @@ import { isLinuxAmd64 } from '../verdict/judgeImage.js';
 import type { JobError } from '../verdict/jobState.js';
 import { ensureImage } from './ensureImage.js';
 import { newJobId } from './jobId.js';
-import { containerRecord, imageRecord, startJobContext, vertexEnvironmentRecord } from './jobContext.js';
+import { containerRecord, imageRecord, vertexEnvironmentRecord } from './recordSections.js';
+import { CLEANUP_BUDGET_MS, JobPipeline, leftoverWarning } from './jobPipeline.js';
 import { realGcsOptions, withRealCloudStorage } from './withRealCloudStorage.js';
 import { ChartRecorder, replicaLane as lane } from './chartRecorder.js';
 import { JobResources } from './jobResources.js';
@@ -31,7 +32,6 @@ import type { RunJobHooks } from './jobHooks.js';
 import { RECORD_DIR_NAME } from '../report/recordDir.js';
 import { predictAll, type Replica } from './predictDataPlane.js';
 
-const CLEANUP_BUDGET_MS = 30_000;
 
 /**
  * Runs a BatchPredictionJob under the documented prediction-server contract: the container is
@@ -43,7 +43,9 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
     const { base } = await resolveBatchPredictSpec(realGcsOptions(options));
     return withRealCloudStorage(base, hooks.onProgress ?? (() => undefined), (gcsRoot) => batchPredict({ ...options, gcs: 'local', gcsRoot }, hooks));
   }
-  const { jobId, createTime, logger, progress, transfer, phases, timed } = startJobContext(hooks);
+  const job = new JobPipeline(hooks);
+  const { jobId, createTime, logger, progress, transfer, phases } = job;
+  const timed = <T>(name: string, fn: () => Promise<T>) => job.timed(name, fn);
 
   const { spec, inputs, artifact, output } = await timed('validate', async () => {
     const spec = await resolveBatchPredictSpec(options);
@@ -228,7 +230,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
       }
     });
     const leftovers = await timed('cleanup', () => resources.cleanup(CLEANUP_BUDGET_MS));
-    if (leftovers.length) warnings.push(`Could not remove: ${leftovers.join(', ')}. Run \`vbe prune\`.`);
+    warnings.push(...leftoverWarning(leftovers));
   }
   // Shards that were never opened (the job failed before predicting) still exist, empty, as on Vertex.
   if (observation.startup?.outcome !== 'ready') await touchShards(predictionDir, shards);

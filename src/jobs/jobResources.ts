@@ -30,26 +30,27 @@ export class JobResources {
     return created;
   }
 
-  /** Removes containers, then volumes. Never throws; returns what it could not remove. */
+  /** Removes containers, then volumes (each group at once). Never throws; returns what it could not remove. */
   async cleanup(budgetMs: number): Promise<string[]> {
     const leftovers: string[] = [];
+    // Containers first (a volume in use cannot go), each group removed at once.
     const work = (async () => {
-      for (const id of this.containers.splice(0)) {
-        try {
-          await this.engine.removeContainer(id);
-        } catch (error) {
-          leftovers.push(`container ${id.slice(0, 12)}`);
-          this.logger.debug({ err: error }, 'could not remove container');
-        }
-      }
-      for (const name of this.volumes.splice(0)) {
-        try {
-          await this.engine.removeVolume(name);
-        } catch (error) {
-          leftovers.push(`volume ${name}`);
-          this.logger.debug({ err: error }, 'could not remove volume');
-        }
-      }
+      await Promise.all(
+        this.containers.splice(0).map((id) =>
+          this.engine.removeContainer(id).catch((error: unknown) => {
+            leftovers.push(`container ${id.slice(0, 12)}`);
+            this.logger.debug({ err: error }, 'could not remove container');
+          }),
+        ),
+      );
+      await Promise.all(
+        this.volumes.splice(0).map((name) =>
+          this.engine.removeVolume(name).catch((error: unknown) => {
+            leftovers.push(`volume ${name}`);
+            this.logger.debug({ err: error }, 'could not remove volume');
+          }),
+        ),
+      );
     })();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {

@@ -42,7 +42,8 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   const { spec } = plan;
   const limits = machineLimits(spec.machine, host, spec.memoryReserve);
   const gpus = checkAccelerators(spec.accelerator, host);
-  await mkdir(plan.recordDir, { recursive: true });
+  const recordDirMade = mkdir(plan.recordDir, { recursive: true }); // overlaps the image phase
+  recordDirMade.catch(() => undefined); // awaited before the first file is written in it
 
   const resources = new JobResources(engine, job.jobId, job.logger);
   const charts = new ChartRecorder(job.createTime);
@@ -50,6 +51,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
   const end = await job.run(
     async () => {
       const image = (out.image = await job.phase('image', () => prepareImage(engine, spec.imageUri, spec.pullPolicy, job)));
+      await recordDirMade;
       if (!image.usable || !image.image) return; // judged: not found, denied, wrong platform
       const vertexEnv = vertexRunEnvironment({
         jobId: job.jobId,
@@ -69,6 +71,7 @@ export async function runJob(options: RunJobOptions, hooks: RunJobHooks = {}): P
     (budgetMs) => resources.cleanup(budgetMs),
     (error) => engine.explainFailure(error),
   );
+  await recordDirMade;
   const phases: RunJobPhases = { ...out, end };
   const resource = runJobRecord(phases, judgeRunJobPhases(phases), new Date());
   await writeJsonAtomic(resource.emulator.recordFile, resource);

@@ -1,4 +1,5 @@
 import { usageError } from '../errors.js';
+import { OUTPUT_ONLY_FIELD_NAMES } from '../spec/vertexSchemas.js';
 import type { JobOutcome } from './compareOutcomes.js';
 
 /** A job resource as the Vertex API (or `gcloud ai ... describe --format=json`) returns it. */
@@ -8,13 +9,6 @@ export type JobKind = 'batchPredictionJob' | 'customJob';
 /** `projects/P/locations/L/batchPredictionJobs/ID` or `.../customJobs/ID`. */
 export const JOB_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/(batchPredictionJobs|customJobs)\/([^/]+)$/;
 export const MODEL_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/models\/([^/@]+)(@[^/]+)?$/;
-
-/** Fields Vertex sets and a caller never sends (BatchPredictionJob and CustomJob, v1 and v1beta1 protos). */
-export const OUTPUT_ONLY_FIELDS = [
-  'name', 'state', 'error', 'createTime', 'startTime', 'endTime', 'updateTime', 'outputInfo', 'partialFailures',
-  'resourcesConsumed', 'completionStats', 'modelVersionId', 'modelMonitoringStatsAnomalies', 'modelMonitoringStatus',
-  'webAccessUris', 'satisfiesPzs', 'satisfiesPzi',
-] as const;
 
 export function jobKind(resource: VertexResource, source: string): JobKind {
   const name = typeof resource.name === 'string' ? resource.name : '';
@@ -54,7 +48,7 @@ export function gcsOutputDirectory(resource: VertexResource): string | undefined
 /** The resource as a spec the local commands take: output-only fields removed, the model's container inlined. */
 export function toLocalSpec(resource: VertexResource, model: { containerSpec: unknown; artifactUri?: string } | undefined): VertexResource {
   const spec: VertexResource = { ...resource };
-  for (const field of OUTPUT_ONLY_FIELDS) delete spec[field];
+  for (const field of OUTPUT_ONLY_FIELD_NAMES) delete spec[field];
   if (model) {
     delete spec.model;
     spec.unmanagedContainerModel = { containerSpec: model.containerSpec, ...(model.artifactUri ? { artifactUri: model.artifactUri } : {}) };

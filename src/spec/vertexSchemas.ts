@@ -71,34 +71,21 @@ const durationSchema = z.union([z.string().min(1), z.number().positive()]);
  * Output-only fields of BatchPredictionJob and CustomJob (aiplatform v1 and v1beta1 protos): a job
  * resource exactly as the API or `gcloud ai ... describe --format=json` returns it is a valid spec.
  */
-const OUTPUT_ONLY_FIELDS = {
-  state: ignored,
-  error: ignored,
-  createTime: ignored,
-  startTime: ignored,
-  endTime: ignored,
-  updateTime: ignored,
-  outputInfo: ignored,
-  partialFailures: ignored,
-  resourcesConsumed: ignored,
-  completionStats: ignored,
-  modelMonitoringConfig: ignored,
-  modelMonitoringStatsAnomalies: ignored,
-  modelMonitoringStatus: ignored,
-  webAccessUris: ignored,
-  satisfiesPzs: ignored,
-  satisfiesPzi: ignored,
-};
+export const OUTPUT_ONLY_FIELD_NAMES = [
+  'name', 'state', 'error', 'createTime', 'startTime', 'endTime', 'updateTime', 'outputInfo', 'partialFailures',
+  'resourcesConsumed', 'completionStats', 'modelVersionId', 'modelMonitoringStatsAnomalies', 'modelMonitoringStatus',
+  'webAccessUris', 'satisfiesPzs', 'satisfiesPzi',
+] as const;
+
+const OUTPUT_ONLY_FIELDS = Object.fromEntries(OUTPUT_ONLY_FIELD_NAMES.map((field) => [field, ignored])) as Record<(typeof OUTPUT_ONLY_FIELD_NAMES)[number], typeof ignored>;
 
 export const runJobSpecFileSchema = z.strictObject({
-  name: ignored,
   displayName: z.string().min(1).max(128).optional(),
   containerSpec: containerSpecSchema.optional(),
   unmanagedContainerModel: z
     .strictObject({ artifactUri: z.string().optional(), containerSpec: containerSpecSchema, predictSchemata: ignored })
     .optional(),
   model: ignored,
-  modelVersionId: ignored,
   inputConfig: z
     .strictObject({ instancesFormat: z.string().optional(), gcsSource: gcsSourceSchema.optional(), bigquerySource: ignored, vertexMultimodalDatasetSource: ignored })
     .optional(),
@@ -165,6 +152,7 @@ export const runJobSpecFileSchema = z.strictObject({
   labels: ignored,
   encryptionSpec: ignored,
   disableContainerLogging: ignored,
+  modelMonitoringConfig: ignored,
   ...OUTPUT_ONLY_FIELDS,
 });
 

@@ -1,5 +1,5 @@
 import type { BodySink } from '../http/responseParser.js';
-import { type CollectedFile, collectOutputs, type RefusedEntry } from './collectOutputs.js';
+import { type CollectedFile, collectOutputs, LIST_LIMIT, type RefusedEntry } from './collectOutputs.js';
 import type { StagedObject } from './gcsBuckets.js';
 import type { TarEntryHeader } from './tarReader.js';
 
@@ -27,7 +27,6 @@ export interface GcsChangesOptions {
   signal?: AbortSignal;
 }
 
-const LIST_LIMIT = 1000;
 
 /**
  * Reads the archive of the container's /gcs and writes back to `gcsRoot` every regular file that is

@@ -58,7 +58,8 @@ export interface CollectOptions {
  */
 export type ArchiveSource = Readable | ((sink: BodySink, signal?: AbortSignal) => Promise<boolean | void>);
 
-const LIST_LIMIT = 1000;
+/** File names a record lists at most (the counts are exact). */
+export const LIST_LIMIT = 1000;
 const REFUSED_LIMIT = 100;
 /** A collect progress event at least every this many bytes within a big file. */
 const PROGRESS_STEP_BYTES = 1024 * 1024;

@@ -16,7 +16,7 @@ import { containerCommand } from './phases/containerCommand.js';
 import { predictInstances } from './phases/predictInstances.js';
 import { prepareImage } from './phases/prepareImage.js';
 import { stageServers } from './phases/stageServers.js';
-import { startServers } from './phases/startServers.js';
+import { type ServerStartup, startServers } from './phases/startServers.js';
 import { stopServers } from './phases/stopServers.js';
 import { validateBatchPredict } from './phases/validateBatchPredict.js';
 import type { Replica } from './predictDataPlane.js';
@@ -65,7 +65,7 @@ export async function batchPredict(options: BatchPredictOptions, hooks: RunJobHo
         const command = (out.command = containerCommand(vertexEnv, base.env, base.command, base.args));
         const staged = await job.phase('stage', () => stageServers({ plan, image: image.image!, limits, hostCpus: host.cpus, gpus, command }, resources, job));
         // While waiting, start-up is judged on what is known so far (printed after a minute).
-        const explain: Parameters<typeof startServers>[0]['explain'] = (startup) => diagnoseBatchPredict({ ...observeBatchPredict(out), startup });
+        const explain = (startup: ServerStartup) => diagnoseBatchPredict({ ...observeBatchPredict(out), startup });
         const started = (out.started = await job.phase('start', () => startServers({ plan, staged, publishedHost: engine.publishedHost, charts, explain, onContainerLine: hooks.onContainerLine }, running, job)));
         if (started.startup?.outcome !== 'ready') return;
         out.predicted = await job.phase('predict', () => predictInstances(plan, started, charts, job));

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { StartedContainer } from '../runtime/containerEngine.js';
 import type { BatchPredictSpec } from '../spec/batchPredictSpec.js';
-import { JsonlWriter } from '../staging/predictionOutputs.js';
+import { JsonlWriter, type ShardFiles } from '../staging/predictionOutputs.js';
 import { exceededRetriesMessage, type FailedInstanceSink } from '../staging/failedInstances.js';
 import type { BadInstance, ConvertedInstance, InstanceRecord, JsonInstance } from '../instances/convertInstance.js';
 import { readInstances } from '../instances/readInstances.js';
@@ -28,16 +28,30 @@ export interface Replica {
 
 export interface PredictContext {
   predictionDir: string;
-  shards: Array<{ results: string; errors: string }>;
+  shards: readonly ShardFiles[];
   partition: Partition;
   sink: FailedInstanceSink;
-  observation: BatchObservation;
-  partialFailures: JobError[];
   predictRoute: string;
   signal: AbortSignal | undefined;
   progress: (message: string) => void;
   transfer: TransferListener;
   charts: ChartRecorder;
+}
+
+/**
+ * What the data plane observed, updated as it goes (the instances' counts, the failures by kind, a
+ * replica that died); predictAll owns it and returns it.
+ */
+export interface DataPlaneOutcome {
+  stats: BatchObservation['stats'];
+  /** Largest predict response body seen, in bytes. */
+  maxResponseBytes: number;
+  failuresByKind: BatchObservation['failuresByKind'];
+  died?: BatchObservation['died'];
+  /** Ctrl-C while predicting: instances not yet answered are incomplete. */
+  cancelled: boolean;
+  /** The first failed requests, as the job's partialFailures. */
+  partialFailures: JobError[];
 }
 
 interface Batch {
@@ -64,8 +78,8 @@ interface InFlight extends Prepared {
  * and output lines are assembled from JSON texts: a JSONL instance as written, each prediction as
  * the server wrote it.
  */
-export async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPath: string; sizeBytes: number }>, replicas: Replica[], ctx: PredictContext): Promise<void> {
-  const { observation: o } = ctx;
+export async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ hostPath: string; sizeBytes: number }>, replicas: Replica[], ctx: PredictContext): Promise<DataPlaneOutcome> {
+  const o: DataPlaneOutcome = { stats: { successful: 0, failed: 0, incomplete: 0 }, maxResponseBytes: 0, failuresByKind: {}, cancelled: false, partialFailures: [] };
   const stats = o.stats;
   const keyed = spec.instanceConfig.keyField !== undefined;
   const writers = ctx.shards.map((s) => ({ results: new JsonlWriter(path.join(ctx.predictionDir, s.results)) }));
@@ -85,7 +99,7 @@ export async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ 
   const recordFailure = (kind: FailureKind, count: number, message: string, code: number) => {
     const entry = (o.failuresByKind[kind] ??= { count: 0, example: message });
     entry.count += count;
-    if (ctx.partialFailures.length < MAX_PARTIAL_FAILURES) ctx.partialFailures.push({ code, message });
+    if (o.partialFailures.length < MAX_PARTIAL_FAILURES) o.partialFailures.push({ code, message });
   };
   const reportTransfer = () => ctx.transfer({ kind: 'instances', done: stats.successful + stats.failed, failed: stats.failed, readBytes, totalBytes });
   let lastReport = Date.now();
@@ -200,6 +214,7 @@ export async function predictAll(spec: BatchPredictSpec, files: ReadonlyArray<{ 
     ctx.transfer({ kind: 'done', of: 'instances' });
     await Promise.all(writers.map((w) => w.results.close()));
   }
+  return o;
 }
 
 /** `{"instances":[…]` and `bodyEnd` (`]}`, or the parameters then `}`), from each instance's JSON text. */

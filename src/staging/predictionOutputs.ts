@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
 import type { OutputNaming } from '../spec/batchPredictSpec.js';
 
 /** `prediction-<displayName>-<2021_08_17T01_39_36_439Z>`, as real jobs name their output directory. */
@@ -8,12 +9,18 @@ export function predictionDirectoryName(displayName: string, createTime: Date): 
   return `prediction-${safeName}-${stamp}`;
 }
 
+/** The two output files of one replica's shard: its predictions and its errors. */
+export interface ShardFiles {
+  results: string;
+  errors: string;
+}
+
 /**
  * Output file names of shard `index` of `count`: custom-container jobs write
  * prediction.results-00000-of-00002 / prediction.errors_stats-00000-of-00002; the proto's
  * comments (and AutoML jobs) name predictions_0001.jsonl / errors_0001.jsonl.
  */
-export function predictionFileNames(naming: OutputNaming, index: number, count: number): { results: string; errors: string } {
+export function predictionFileNames(naming: OutputNaming, index: number, count: number): ShardFiles {
   if (naming === 'predictions') {
     const n = String(index + 1).padStart(4, '0');
     return { results: `predictions_${n}.jsonl`, errors: `errors_${n}.jsonl` };
@@ -67,5 +74,15 @@ export class JsonlWriter {
     this.pending = '';
     await new Promise<void>((resolve) => this.stream.end(() => resolve()));
     if (this.failure) throw this.failure;
+  }
+}
+
+/** Creates each shard's files empty (shards never opened still exist, as on Vertex). */
+export async function touchShards(dir: string, shards: readonly ShardFiles[]): Promise<void> {
+  for (const s of shards) {
+    for (const name of [s.results, s.errors]) {
+      const w = new JsonlWriter(path.join(dir, name));
+      await w.close();
+    }
   }
 }

@@ -9,6 +9,7 @@ import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { timeArchiveCopies } from './engineCopies.mjs';
 import { CLI, ROOT, docker, dockerTimed, fmtBytes, fmtMs, fmtRate, foreignProcesses, median, round, runCli, sh, summary, table, watchContention } from './lib.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -282,7 +283,11 @@ async function caseLibrary(inputs) {
     await rm(out, { recursive: true, force: true });
     return { wallMs };
   };
-  const s = await alternate('library', REPS.library, { vbe: vbeSide, ref: refSide });
+  // In the same rounds: the engine's own cost of the two tar copies a job makes (in and out).
+  const copiesSide = () => timeArchiveCopies(IMG_JOB, { [BENCH_LABEL.split('=')[0]]: RUN_ID });
+  const s = await alternate('library', REPS.library, { vbe: vbeSide, ref: refSide, copies: copiesSide });
+  // vbe's wall less the two copies, against docker run --rm, pair by pair (round by round).
+  const beyondCopies = s.vbe.map((v, i) => (v.wallMs - s.copies[i].copiesMs) / s.ref[i].wallMs);
   const row = compareRow({
     id: 'library',
     title: '1b job overhead, library in a warm process (runJob vs docker run --rm)',
@@ -292,7 +297,14 @@ async function caseLibrary(inputs) {
     b: s.ref,
     key: 'wallMs',
     target: { op: '<=', value: 1.2 },
-    extra: { vbePhasesMedianMs: phaseMedians(s.vbe) },
+    extra: {
+      vbePhasesMedianMs: phaseMedians(s.vbe),
+      engineCopiesMedianMs: { put: median(pick(s.copies, 'putMs')), get: median(pick(s.copies, 'getMs')), head: median(pick(s.copies, 'headMs')), both: median(pick(s.copies, 'copiesMs')) },
+      engineCopiesSamples: s.copies.map((c) => ({ putMs: round(c.putMs), getMs: round(c.getMs), headMs: round(c.headMs) })),
+      beyondCopiesMedianMs: median(s.vbe.map((v, i) => v.wallMs - s.copies[i].copiesMs)),
+      ratioBeyondCopies: round(median(beyondCopies), 3),
+      pairRatiosBeyondCopies: beyondCopies.map((r) => round(r, 3)),
+    },
   });
   return { rows: [row], rss: [] };
 }
@@ -667,6 +679,13 @@ function report(results) {
   const notes = [];
   for (const r of results.cases) {
     const x = r.extra;
+    if (r.id === 'library' && x.engineCopiesMedianMs) {
+      const c = x.engineCopiesMedianMs;
+      notes.push(
+        `library: the engine's own cost of the two tar copies a job makes (same rounds, a created container): PUT /containers/{id}/archive of an empty tar ${fmtMs(c.put)} + GET .../archive of an empty dir ${fmtMs(c.get)} = ${fmtMs(c.both)} (HEAD .../archive, no copy: ${fmtMs(c.head)})`,
+      );
+      notes.push(`library, what vbe costs beyond the engine's two tar copies: ${fmtMs(x.beyondCopiesMedianMs)} vs docker run --rm ${fmtMs(r.reference.median)}, ratio ${x.ratioBeyondCopies.toFixed(2)} (target of 1b: <= ${r.target.value.toFixed(2)} with the copies)`);
+    }
     if (r.id === 'overhead') notes.push(`overhead: vbe CPU ${fmtMs(x.vbeCpuMs)}; the CLI's wall minus the sum of its phases is Node start-up, module loading and the summary`);
     if (r.id.startsWith('staging')) {
       notes.push(`${r.id}: reference volume+container create ${fmtMs(x.referenceCreateMsMedian)} not counted; vbe validate phase ${fmtMs(x.vbeValidateMsMedian)} not counted; vbe wall ${fmtMs(x.vbeWallMsMedian)}`);

@@ -89,9 +89,19 @@ function canLimitStorage(info: EngineInfo): boolean {
   return driver === 'overlay2' && backing === 'xfs'; // and mounted with pquota: tried, refused otherwise
 }
 
+/**
+ * How long the engine's info (CPUs, memory, runtimes) is reused: a warm process running job after
+ * job (a test suite) asks for it once in this window instead of once per job (`GET /info`: ~23 ms
+ * on a slow engine). What it holds does not change while the engine runs.
+ */
+export const HOST_INFO_TTL_MS = 30_000;
+
+/** A connection begun ahead of the job (ContainerEngine.connectAhead), for the next default connect(). */
+let connectionAhead: { engine: Promise<ContainerEngine>; startedAtMs: number } | undefined;
+
 export class ContainerEngine {
-  /** Engine info, asked for with the first ping (every job reads it first). */
-  private info: Promise<EngineInfo> | undefined;
+  /** Engine info and when it was asked for: first with the ping (every job reads it next), then again after HOST_INFO_TTL_MS. */
+  private info: { answer: Promise<EngineInfo>; askedAtMs: number } | undefined;
   /** The engine refused a writable-layer size (overlay2 without xfs project quotas, ...). */
   private storageOptRefused = false;
 
@@ -105,7 +115,29 @@ export class ContainerEngine {
    * desktop and rootless sockets) and pings it; when none answers, ENGINE_UNREACHABLE (exit 3)
    * lists what was tried.
    */
-  static async connect(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ContainerEngine> {
+  static connect(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ContainerEngine> {
+    if (connectionAhead && options.timeoutMs === undefined && options.env === undefined) {
+      const ahead = connectionAhead;
+      connectionAhead = undefined;
+      // Taken while fresh (a job that first downloads for minutes connects again, as before).
+      if (performance.now() - ahead.startedAtMs < HOST_INFO_TTL_MS) return ahead.engine;
+    }
+    return ContainerEngine.open(options);
+  }
+
+  /**
+   * Starts the default connect() now (the ping and the engine info: nothing on the engine changes),
+   * for the next default connect() within HOST_INFO_TTL_MS to take, answered or failed as it would
+   * have been. The CLI calls it while it loads a job command's modules, so the job does not wait
+   * for the engine's answers.
+   */
+  static connectAhead(): void {
+    if (connectionAhead) return;
+    connectionAhead = { engine: ContainerEngine.open({}), startedAtMs: performance.now() };
+    connectionAhead.engine.catch(() => undefined); // the connect() that takes it reports a failure
+  }
+
+  private static async open(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<ContainerEngine> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const tried: string[] = [];
     const candidates = endpointCandidates(options.env);
@@ -113,12 +145,13 @@ export class ContainerEngine {
     for (const candidate of candidates) {
       const api = new EngineApi(candidate.options);
       // Asked for with the ping, as every job reads it next; a failure is reported by hostInfo.
+      const askedAtMs = performance.now();
       const info = api.json<EngineInfo>('GET', '/info', { timeoutMs });
       info.catch(() => undefined);
       try {
         await api.call('GET', '/_ping', { timeoutMs });
         const engine = new ContainerEngine(api, candidate.host);
-        engine.info = info;
+        engine.info = { answer: info, askedAtMs };
         return engine;
       } catch (error) {
         lastError = error;
@@ -171,10 +204,16 @@ export class ContainerEngine {
     return error;
   }
 
+  /** The engine's host: asked for at most once per HOST_INFO_TTL_MS (a failed answer is not kept). */
   async hostInfo(): Promise<HostInfo> {
-    const prefetched = this.info;
-    this.info = undefined;
-    const info = await call('reading engine info', () => prefetched ?? this.api.json<EngineInfo>('GET', '/info'));
+    if (!this.info || performance.now() - this.info.askedAtMs >= HOST_INFO_TTL_MS) {
+      this.info = { answer: this.api.json<EngineInfo>('GET', '/info'), askedAtMs: performance.now() };
+    }
+    const asked = this.info;
+    const info = await call('reading engine info', () => asked.answer).catch((error: unknown) => {
+      if (this.info === asked) this.info = undefined;
+      throw error;
+    });
     if (!canLimitStorage(info)) this.storageOptRefused = true; // not even asked: saves a refused create per job
     const arch = String(info.Architecture ?? os.arch());
     return {

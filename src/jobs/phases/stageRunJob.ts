@@ -4,11 +4,11 @@ import { DATA_MOUNT } from '../../staging/containerLayout.js';
 import { stageInputs } from '../../staging/stageInputs.js';
 import { formatBytes } from '../../verdict/diagnoseRunJob.js';
 import { PRIMARY_REPLICA } from '../../verdict/judgeRunJob.js';
-import { replicaResources } from '../diskCheck.js';
 import type { JobPipeline } from '../jobPipeline.js';
 import type { JobResources } from '../jobResources.js';
 import type { AppliedLimits } from '../machineLimits.js';
 import type { ContainerCommand } from './containerCommand.js';
+import { replicaContainer } from './replicaContainer.js';
 import type { RunPlan } from './validateRunJob.js';
 
 /** The stage phase's output: the first replica, created with its inputs in, and how to make the next. */
@@ -38,19 +38,9 @@ export async function stageRunJob(input: StageRunInput, resources: JobResources,
   const [data, gcs] = await Promise.all(volumes);
   const mounts = [{ volume: data!, target: DATA_MOUNT }, ...(gcs ? [{ volume: gcs, target: GCS_MOUNT }] : [])];
   const replica = (attempt: number) =>
-    resources.container({
-      name: `vbe-${job.jobId}-${PRIMARY_REPLICA}${attempt > 0 ? `-attempt-${attempt + 1}` : ''}`,
-      image: spec.imageUri,
-      ...(command.command ? { entrypoint: command.command } : {}),
-      ...(command.args ? { cmd: command.args } : {}),
-      env: command.environment,
-      nanoCpus: limits.nanoCpus,
-      memoryBytes: limits.memoryBytes,
-      ...replicaResources(spec, limits, image),
-      mounts,
-      network: spec.network,
-      ...(gpus ? { gpus } : {}),
-    });
+    resources.container(
+      replicaContainer({ name: `vbe-${job.jobId}-${PRIMARY_REPLICA}${attempt > 0 ? `-attempt-${attempt + 1}` : ''}`, spec, image, command, limits, mounts, gpus, network: spec.network }),
+    );
   const first = await replica(0);
   // gs:// inputs and models are part of their staged buckets; local ones are staged under /vbe.
   const groups = [...inputs.groups, ...(model?.groups ?? [])].filter((g) => g.containerDir !== GCS_MOUNT);

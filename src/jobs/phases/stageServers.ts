@@ -3,11 +3,11 @@ import { GCS_MOUNT } from '../../spec/gcsUri.js';
 import { DATA_MOUNT } from '../../staging/containerLayout.js';
 import { stageInputs } from '../../staging/stageInputs.js';
 import { formatBytes } from '../../verdict/diagnoseRunJob.js';
-import { replicaResources } from '../diskCheck.js';
 import type { JobPipeline } from '../jobPipeline.js';
 import type { JobResources } from '../jobResources.js';
 import { type AppliedLimits, cpusetFor } from '../machineLimits.js';
 import type { ContainerCommand } from './containerCommand.js';
+import { replicaContainer } from './replicaContainer.js';
 import type { BatchPlan } from './validateBatchPredict.js';
 
 /** The stage phase's output: one created (not yet started) container per replica, in replica order. */
@@ -33,26 +33,16 @@ export async function stageServers(input: StageServersInput, resources: JobResou
   const { plan, image, limits, hostCpus, gpus, command } = input;
   const { spec, artifact } = plan;
   const base = spec.base;
-  const mounts = [{ volume: await resources.volume(`vbe-${job.jobId}-data`), target: DATA_MOUNT }];
-  if (artifact?.usesGcs) mounts.push({ volume: await resources.volume(`vbe-${job.jobId}-gcs`), target: GCS_MOUNT });
-  const containers: CreatedContainer[] = [];
-  for (let i = 0; i < spec.replicaCount; i++) {
-    containers.push(
-      await resources.container({
-        name: `vbe-${job.jobId}-replica-${i}`,
-        image: base.imageUri,
-        ...(command.command ? { entrypoint: command.command } : {}),
-        ...(command.args ? { cmd: command.args } : {}),
-        env: command.environment,
-        nanoCpus: limits.nanoCpus,
-        memoryBytes: limits.memoryBytes,
-        ...replicaResources(base, limits, image, cpusetFor(limits, hostCpus, i)),
-        mounts,
-        publishPort: spec.port,
-        ...(gpus ? { gpus } : {}),
-      }),
-    );
-  }
+  // The volumes at once, then every replica's container at once.
+  const [data, gcs] = await Promise.all([resources.volume(`vbe-${job.jobId}-data`), ...(artifact?.usesGcs ? [resources.volume(`vbe-${job.jobId}-gcs`)] : [])]);
+  const mounts = [{ volume: data!, target: DATA_MOUNT }, ...(gcs ? [{ volume: gcs, target: GCS_MOUNT }] : [])];
+  const containers: CreatedContainer[] = await Promise.all(
+    Array.from({ length: spec.replicaCount }, (_, i) =>
+      resources.container(
+        replicaContainer({ name: `vbe-${job.jobId}-replica-${i}`, spec: base, image, command, limits, mounts, gpus, cpusetCpus: cpusetFor(limits, hostCpus, i), publishPort: spec.port }),
+      ),
+    ),
+  );
   if (artifact) {
     job.progress(`staging the model artifact: ${artifact.fileCount} file(s), ${formatBytes(artifact.totalBytes)}`);
     await stageInputs(containers[0]!, artifact.groups, [], job.transfer);

@@ -18,9 +18,10 @@ export interface StoppedServers {
 export async function stopServers(replicas: readonly Replica[], spec: RunJobSpec, image: ImageDetails | undefined, startedAtMs: number | undefined): Promise<StoppedServers> {
   const replicaMs = startedAtMs === undefined ? 0 : (performance.now() - startedAtMs) * replicas.length;
   let disk: DiskCheck | undefined;
-  // What each server wrote to its own disk, measured before it goes (the largest counts).
-  for (const r of replicas) {
-    const written = await r.started.writableLayerBytes().catch(() => undefined);
+  // What each server wrote to its own disk, measured (all at once) before it goes; the largest counts.
+  const writtenBytes = await Promise.all(replicas.map((r) => r.started.writableLayerBytes().catch(() => undefined)));
+  for (const [i, r] of replicas.entries()) {
+    const written = writtenBytes[i];
     const check = written === undefined || !image ? undefined : checkDisk(spec, image, Boolean(r.storageLimited), written, 0);
     if (check && (!disk || (check.record.usedBytes ?? 0) > (disk.record.usedBytes ?? 0))) disk = check;
   }

@@ -97,7 +97,7 @@ function canLimitStorage(info: EngineInfo): boolean {
 export const HOST_INFO_TTL_MS = 30_000;
 
 /** A connection begun ahead of the job (ContainerEngine.connectAhead), for the next default connect(). */
-let connectionAhead: { engine: Promise<ContainerEngine>; startedAtMs: number } | undefined;
+let connectionAhead: Promise<ContainerEngine> | undefined;
 
 export class ContainerEngine {
   /** Engine info and when it was asked for: first with the ping (every job reads it next), then again after HOST_INFO_TTL_MS. */
@@ -119,22 +119,19 @@ export class ContainerEngine {
     if (connectionAhead && options.timeoutMs === undefined && options.env === undefined) {
       const ahead = connectionAhead;
       connectionAhead = undefined;
-      // Taken while fresh (a job that first downloads for minutes connects again, as before).
-      if (performance.now() - ahead.startedAtMs < HOST_INFO_TTL_MS) return ahead.engine;
+      return ahead;
     }
     return ContainerEngine.open(options);
   }
 
   /**
    * Starts the default connect() now (the ping and the engine info: nothing on the engine changes),
-   * for the next default connect() within HOST_INFO_TTL_MS to take, answered or failed as it would
-   * have been. The CLI calls it while it loads a job command's modules, so the job does not wait
-   * for the engine's answers.
+   * for the next default connect() to take, answered or failed as it would have been. The CLI calls
+   * it while it loads a job command's modules, so the job does not wait for the engine's answers.
    */
   static connectAhead(): void {
-    if (connectionAhead) return;
-    connectionAhead = { engine: ContainerEngine.open({}), startedAtMs: performance.now() };
-    connectionAhead.engine.catch(() => undefined); // the connect() that takes it reports a failure
+    connectionAhead ??= ContainerEngine.open({});
+    connectionAhead.catch(() => undefined); // the connect() that takes it reports a failure
   }
 
   private static async open(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<ContainerEngine> {

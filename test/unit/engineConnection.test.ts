@@ -96,16 +96,6 @@ describe('ContainerEngine.connectAhead', () => {
     expect(pings).toBe(2);
   });
 
-  it('is not taken once HOST_INFO_TTL_MS has passed: connect() connects again', async () => {
-    vi.stubEnv('DOCKER_HOST', `unix://${socket}`);
-    vi.useFakeTimers({ toFake: ['performance'] });
-    ContainerEngine.connectAhead();
-    vi.advanceTimersByTime(HOST_INFO_TTL_MS);
-    const engine = await ContainerEngine.connect();
-    await engine.hostInfo();
-    expect(pings).toBe(2);
-  });
-
   it('a connect() with its own options does not take it', async () => {
     vi.stubEnv('DOCKER_HOST', `unix://${socket}`);
     ContainerEngine.connectAhead();

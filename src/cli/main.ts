@@ -81,10 +81,6 @@ async function main(argv: string[]): Promise<number> {
   const named = args.find((a) => !a.startsWith('-'));
   const versionOnly = !named && args.some((a) => a === '--version' || a === '-V') && !args.some((a) => a === '--help' || a === '-h');
   const wanted = named && Object.hasOwn(COMMANDS, named) ? [named] : versionOnly ? [] : Object.keys(COMMANDS);
-  // A job connects to the engine (a ping and its info) while its command's modules load.
-  if ((named === 'run' || named === 'batch-predict') && !args.some((a) => a === '--help' || a === '-h')) {
-    void import('../runtime/containerEngine.js').then(({ ContainerEngine }) => ContainerEngine.connectAhead(), () => undefined);
-  }
   for (const make of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(make(context).exitOverride());
   try {
     await program.parseAsync(args, { from: 'user' });

@@ -96,9 +96,6 @@ function canLimitStorage(info: EngineInfo): boolean {
  */
 export const HOST_INFO_TTL_MS = 30_000;
 
-/** A connection begun ahead of the job (ContainerEngine.connectAhead), for the next default connect(). */
-let connectionAhead: Promise<ContainerEngine> | undefined;
-
 export class ContainerEngine {
   /** Engine info and when it was asked for: first with the ping (every job reads it next), then again after HOST_INFO_TTL_MS. */
   private info: { answer: Promise<EngineInfo>; askedAtMs: number } | undefined;
@@ -115,26 +112,7 @@ export class ContainerEngine {
    * desktop and rootless sockets) and pings it; when none answers, ENGINE_UNREACHABLE (exit 3)
    * lists what was tried.
    */
-  static connect(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ContainerEngine> {
-    if (connectionAhead && options.timeoutMs === undefined && options.env === undefined) {
-      const ahead = connectionAhead;
-      connectionAhead = undefined;
-      return ahead;
-    }
-    return ContainerEngine.open(options);
-  }
-
-  /**
-   * Starts the default connect() now (the ping and the engine info: nothing on the engine changes),
-   * for the next default connect() to take, answered or failed as it would have been. The CLI calls
-   * it while it loads a job command's modules, so the job does not wait for the engine's answers.
-   */
-  static connectAhead(): void {
-    connectionAhead ??= ContainerEngine.open({});
-    connectionAhead.catch(() => undefined); // the connect() that takes it reports a failure
-  }
-
-  private static async open(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<ContainerEngine> {
+  static async connect(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ContainerEngine> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const tried: string[] = [];
     const candidates = endpointCandidates(options.env);

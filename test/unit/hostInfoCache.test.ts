@@ -10,17 +10,13 @@ let server: http.Server;
 let dir: string;
 let socket: string;
 let infoRequests = 0;
-let pings = 0;
 let failInfo = false;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'vbe-hostinfo-'));
   socket = path.join(dir, 'engine.sock');
   server = http.createServer((req, res) => {
-    if (req.url === '/_ping') {
-      pings += 1;
-      return void res.end('OK');
-    }
+    if (req.url === '/_ping') return void res.end('OK');
     if (req.url === '/info') {
       infoRequests += 1;
       if (failInfo) {
@@ -41,9 +37,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   vi.useRealTimers();
-  vi.unstubAllEnvs();
   infoRequests = 0;
-  pings = 0;
   failInfo = false;
 });
 
@@ -79,34 +73,5 @@ describe('ContainerEngine.hostInfo', () => {
     failInfo = false;
     await expect(engine.hostInfo()).resolves.toMatchObject({ cpus: 6 });
     expect(infoRequests).toBe(2);
-  });
-});
-
-describe('ContainerEngine.connectAhead', () => {
-  it('the next default connect() takes the connection begun ahead: one ping, one /info', async () => {
-    vi.stubEnv('DOCKER_HOST', `unix://${socket}`);
-    ContainerEngine.connectAhead();
-    ContainerEngine.connectAhead(); // a second call starts nothing more
-    const engine = await ContainerEngine.connect();
-    expect(engine.endpoint).toBe(`unix://${socket}`);
-    await engine.hostInfo();
-    expect({ pings, infoRequests }).toEqual({ pings: 1, infoRequests: 1 });
-    // Taken once: the next connect() connects again.
-    await ContainerEngine.connect();
-    expect(pings).toBe(2);
-  });
-
-  it('a connect() with its own options does not take it', async () => {
-    vi.stubEnv('DOCKER_HOST', `unix://${socket}`);
-    ContainerEngine.connectAhead();
-    await connect();
-    await ContainerEngine.connect(); // the default one takes it now
-    expect(pings).toBe(2);
-  });
-
-  it('a failed connection ahead fails the connect() that takes it, as connect() would have', async () => {
-    vi.stubEnv('DOCKER_HOST', `unix://${path.join(dir, 'nothing.sock')}`);
-    ContainerEngine.connectAhead();
-    await expect(ContainerEngine.connect()).rejects.toMatchObject({ code: 'ENGINE_UNREACHABLE' });
   });
 });

@@ -6,6 +6,7 @@ import type { Diagnosis } from '../verdict/jobState.js';
 import { parseProcNetTcp, type Listener } from '../verdict/parseListeners.js';
 import type { PredictionClient } from './predictionClient.js';
 import { describeProbe, type ProbeTarget, waitForProbe } from './probes.js';
+import type { ProbeSpec } from '../spec/vertexSchemas.js';
 
 const PROBE_TIMEOUT_MS = 10_000; // Vertex's health probe timeout
 // Probe often while a server starts (most are up within a second), then back off.
@@ -73,17 +74,23 @@ export async function waitUntilReady(replica: ReadinessReplica, spec: BatchPredi
     hooks.progress(`still waiting, up to ${limit} as Vertex does for model loading; --startup-timeout (e.g. 2m) shortens the wait`);
   };
 
-  if (spec.startupProbe) {
-    const action = describeProbe(spec.startupProbe, spec.port);
+  // One of the containerSpec's probes, run until it settles; what it said last feeds the report so far.
+  const runProbe = async (field: 'startupProbe' | 'healthProbe', probe: ProbeSpec, failAfterThreshold: boolean) => {
+    const action = describeProbe(probe, spec.port);
     let last = 'not run yet';
-    const result = await waitForProbe(spec.startupProbe, target, {
-      failAfterThreshold: true,
+    const result = await waitForProbe(probe, target, {
+      failAfterThreshold,
       stop: async () => (await gone()) || Date.now() >= deadline,
       onResult: (r) => {
         last = r.detail;
-        void reportSoFar(`startupProbe (${action}): ${r.detail}`, { field: 'startupProbe', action, failures: 0, last: r.detail });
+        void reportSoFar(`${field} (${action}): ${r.detail}`, { field, action, failures: 0, last: r.detail });
       },
     });
+    return { result, action, last };
+  };
+
+  if (spec.startupProbe) {
+    const { result, action, last } = await runProbe('startupProbe', spec.startupProbe, true);
     if (signal?.aborted) return { outcome: 'cancelled' };
     if (exited) return exited;
     if (result.outcome === 'failed') return neverReady(`startupProbe (${action}): ${result.last}`, { field: 'startupProbe', action, failures: result.failures, last: result.last });
@@ -91,16 +98,7 @@ export async function waitUntilReady(replica: ReadinessReplica, spec: BatchPredi
   }
 
   if (spec.healthProbe) {
-    const action = describeProbe(spec.healthProbe, spec.port);
-    let last = 'not run yet';
-    const result = await waitForProbe(spec.healthProbe, target, {
-      failAfterThreshold: false,
-      stop: async () => (await gone()) || Date.now() >= deadline,
-      onResult: (r) => {
-        last = r.detail;
-        void reportSoFar(`healthProbe (${action}): ${r.detail}`, { field: 'healthProbe', action, failures: 0, last: r.detail });
-      },
-    });
+    const { result, action, last } = await runProbe('healthProbe', spec.healthProbe, false);
     if (signal?.aborted) return { outcome: 'cancelled' };
     if (exited) return exited;
     if (result.outcome === 'passed') return { outcome: 'ready', afterMs: 0 };
